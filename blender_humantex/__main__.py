@@ -1,0 +1,5 @@
+import sys
+
+from blender_humantex.core.cli import main
+
+sys.exit(main())

@@ -1,0 +1,121 @@
+"""Reading and writing images: the only place that touches image files.
+
+Colour images are float32 H×W×3 in [0, 1] (sRGB-encoded values, as stored in the PNG);
+grey images are float32 H×W in [0, 1]; label images (IUV, INDS) are raw uint8.
+Writes are atomic (temp file in the same folder, then rename) so a crash never leaves half a PNG.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from .errors import InputError
+
+DEFAULT_MAX_PIXELS = 40_000_000  # ~ 7700×5200; configurable per call
+
+
+def _open(path, max_pixels: int):
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"file not found: {path}", kind="missing_file")
+    Image.MAX_IMAGE_PIXELS = None  # we enforce our own limit below, with a clear message
+    try:
+        img = Image.open(path)
+        w, h = img.size
+        if w * h > max_pixels:
+            raise InputError(
+                f"{path.name} is {w}×{h} = {w * h / 1e6:.1f} MP, above the limit of {max_pixels / 1e6:.1f} MP"
+                " (raise it with --max-pixels)",
+                kind="too_large",
+            )
+        img.load()
+    except InputError:
+        raise
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        raise InputError(f"cannot read image {path.name}: {e}", kind="unreadable") from None
+    return img, ImageOps
+
+
+def read_rgb(path, max_pixels: int = DEFAULT_MAX_PIXELS, exif_transpose: bool = True) -> np.ndarray:
+    """A photo as float32 H×W×3 in [0,1]. Applies EXIF orientation; composites alpha over black."""
+    img, ImageOps = _open(path, max_pixels)
+    if exif_transpose:
+        img = ImageOps.exif_transpose(img)
+    if img.mode in ("RGBA", "LA") or (img.mode == "P" and "transparency" in img.info):
+        rgba = np.asarray(img.convert("RGBA"), dtype=np.float32) / 255.0
+        return np.ascontiguousarray(rgba[..., :3] * rgba[..., 3:4])
+    if img.mode in ("I;16", "I;16B", "I"):
+        arr = np.asarray(img, dtype=np.float32)
+        arr = arr / (65535.0 if arr.max() > 255 else 255.0)
+        return np.repeat(arr[..., None], 3, axis=2)
+    return np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
+
+
+def read_gray(path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """A mask as float32 H×W in [0,1] (alpha is ignored; colour is converted to luminance)."""
+    img, _ = _open(path, max_pixels)
+    if img.mode in ("I;16", "I;16B", "I"):
+        arr = np.asarray(img, dtype=np.float32)
+        return arr / (65535.0 if arr.max() > 255 else 255.0)
+    return np.asarray(img.convert("L"), dtype=np.float32) / 255.0
+
+
+def read_raw_u8(path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Label images (IUV, INDS) exactly as stored: uint8 H×W or H×W×3 (RGB order), no EXIF, no colour management."""
+    img, _ = _open(path, max_pixels)
+    if img.mode not in ("L", "RGB", "RGBA", "P"):
+        raise InputError(f"{Path(path).name}: expected an 8-bit label image, got PIL mode {img.mode}", kind="bad_label")
+    if img.mode == "P":
+        img = img.convert("RGB")
+    arr = np.asarray(img, dtype=np.uint8)
+    if arr.ndim == 3 and arr.shape[2] == 4:
+        arr = arr[..., :3]
+    return np.ascontiguousarray(arr)
+
+
+def to_u8(arr: np.ndarray) -> np.ndarray:
+    return (np.clip(arr, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+
+
+def _atomic_write(path, save):
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix + ".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        save(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def write_png(path, arr: np.ndarray) -> Path:
+    """Write float [0,1] H×W×3 (sRGB) or H×W (grey) as an 8-bit PNG, atomically."""
+    from PIL import Image
+
+    u8 = to_u8(arr) if arr.dtype != np.uint8 else arr
+    mode = "L" if u8.ndim == 2 else "RGB"
+    return _atomic_write(path, lambda tmp: Image.fromarray(u8, mode).save(tmp, format="PNG"))
+
+
+def write_text(path, text: str) -> Path:
+    def save(tmp):
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+
+    return _atomic_write(path, save)
+
+
+def write_json(path, obj) -> Path:
+    import json
+
+    return write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
