@@ -1,0 +1,305 @@
+"""SamplerNet, RefinerNet and the Lazova-style baseline, in the style of pix2pixHD/CycleGAN networks.py.
+
+All three are the same residual U-Net (`ResUNet`): a first 7×7 conv, `n_down` residual `Down`
+blocks, `n_res` residual blocks at the bottleneck, `n_down` residual `Up` blocks with skip
+connections, and a last 7×7 conv. So for the sampler "every layer except the first and the last
+is a residual block" (Cha et al. 2022), and the refiner has its 9 bottleneck blocks.
+Only the inputs and the head differ:
+
+  SamplerNet   partial + visibility [+ uv] [+ mirrored]  -> sampling_grid = identity + tanh·max_offset
+               T_sample = visible ? partial : grid_sample(partial, sampling_grid)
+  RefinerNet   T_sample + visibility [+ uv]               -> T_refine (sigmoid), blend_mask M (sigmoid)
+               T_final = T_sample⊙M + T_refine⊙(1−M)
+  LazovaNet    partial + visibility [+ uv]               -> texture (sigmoid), predicted directly
+
+Every network runs at `config.net_size` and accepts inputs of any size: inputs are resized to
+net_size, and the outputs (grid offset, T_refine, M, texture) are upsampled to the input size.
+The sampling itself always reads the full-resolution partial, so T_sample keeps the photo's detail.
+
+Tensors are N×C×H×W float in [0, 1]; visibility is N×1×H×W (1 = observed texel).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .config import ModelConfig
+
+# Below this sampled visibility weight a grid position fell on unobserved texels only: its colour is
+# unknown and is left at 0 (the refiner fills it) rather than divided into noise.
+SAMPLE_WEIGHT_EPS = 1e-3
+
+
+# ----------------------------------------------------------------------------- small tensor helpers
+
+
+def identity_grid(n: int, height: int, width: int, device=None, dtype=torch.float32) -> torch.Tensor:
+    """N×H×W×2 grid (x, y) of texel centres in normalised coords (grid_sample, align_corners=False)."""
+    xs = (torch.arange(width, device=device, dtype=dtype) * 2 + 1) / width - 1
+    ys = (torch.arange(height, device=device, dtype=dtype) * 2 + 1) / height - 1
+    grid = torch.stack(torch.meshgrid(xs, ys, indexing="xy"), dim=-1)
+    return grid.unsqueeze(0).expand(n, height, width, 2)
+
+
+def uv_channels(n: int, height: int, width: int, device=None, dtype=torch.float32) -> torch.Tensor:
+    """N×2×H×W (u, v) in [-1, 1]; row 0 is the top of the UV square (v = +1), as in the SMPL layout."""
+    grid = identity_grid(n, height, width, device, dtype)
+    u = grid[..., 0]
+    v = -grid[..., 1]
+    return torch.stack([u, v], dim=1)
+
+
+def resize(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Area average when shrinking (no aliasing), bilinear when enlarging (the outputs are smooth)."""
+    if tuple(image.shape[-2:]) == tuple(size):
+        return image
+    if size[0] <= image.shape[-2] and size[1] <= image.shape[-1]:
+        return F.interpolate(image, size=size, mode="area")
+    return F.interpolate(image, size=size, mode="bilinear", align_corners=False)
+
+
+def resize_partial(
+    partial_texture: torch.Tensor, visibility: torch.Tensor, size: tuple[int, int]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Resize a partial texture weighted by its visibility, so unseen black never bleeds into colours.
+
+    Returns (partial, visibility) at `size`; the partial stays 0 where nothing was seen.
+    """
+    if tuple(partial_texture.shape[-2:]) == tuple(size):
+        return partial_texture, visibility
+    weighted = resize(torch.cat([partial_texture * visibility, visibility], dim=1), size)
+    weight = weighted[:, 3:]
+    seen = weight > SAMPLE_WEIGHT_EPS
+    return weighted[:, :3] / weight.clamp_min(SAMPLE_WEIGHT_EPS) * seen, weight
+
+
+def sample_texture(partial_texture: torch.Tensor, visibility: torch.Tensor, sampling_grid: torch.Tensor):
+    """T_sample: observed texels keep their colour; the others read the partial at `sampling_grid`.
+
+    The sampling is premultiplied: grid_sample(partial·vis) / grid_sample(vis). A plain
+    grid_sample would mix the black of unobserved texels into every sample near a chart border;
+    dividing by the sampled visibility keeps only observed colour. Positions whose sampled weight is
+    below SAMPLE_WEIGHT_EPS saw nothing and stay 0. `visibility` may be soft; 1 keeps the partial
+    exactly, 0 takes the sample.
+    """
+    stacked = torch.cat([partial_texture * visibility, visibility], dim=1)
+    sampled = F.grid_sample(
+        stacked, sampling_grid.to(stacked.dtype), mode="bilinear", padding_mode="zeros", align_corners=False
+    )
+    weight = sampled[:, 3:]
+    colour = sampled[:, :3] / weight.clamp_min(SAMPLE_WEIGHT_EPS) * (weight > SAMPLE_WEIGHT_EPS)
+    return visibility * partial_texture + (1 - visibility) * colour
+
+
+def make_norm(norm: str, channels: int) -> nn.Module:
+    if norm == "instance":
+        return nn.InstanceNorm2d(channels, affine=False)
+    if norm == "batch":
+        return nn.BatchNorm2d(channels)
+    return nn.Identity()
+
+
+# ----------------------------------------------------------------------------- blocks
+
+
+class ResBlock(nn.Module):
+    """conv3-norm-ReLU-conv3-norm plus a shortcut (a 1×1 conv when the shape changes)."""
+
+    def __init__(self, in_channels: int, out_channels: int, norm: str, stride: int = 1):
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1),
+            make_norm(norm, out_channels),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(out_channels, out_channels, 3, padding=1),
+            make_norm(norm, out_channels),
+        )
+        if in_channels == out_channels and stride == 1:
+            self.shortcut = nn.Identity()
+        else:
+            self.shortcut = nn.Conv2d(in_channels, out_channels, 1, stride=stride)
+
+    def forward(self, x):
+        return self.shortcut(x) + self.body(x)
+
+
+class Down(nn.Module):
+    """Halve the resolution: a stride-2 residual block."""
+
+    def __init__(self, in_channels: int, out_channels: int, norm: str):
+        super().__init__()
+        self.block = ResBlock(in_channels, out_channels, norm, stride=2)
+
+    def forward(self, x):
+        return self.block(x)
+
+
+class Up(nn.Module):
+    """Double the resolution, join the encoder's skip features, then a residual block."""
+
+    def __init__(self, in_channels: int, skip_channels: int, out_channels: int, norm: str):
+        super().__init__()
+        self.block = ResBlock(in_channels + skip_channels, out_channels, norm)
+
+    def forward(self, x, skip):
+        x = F.interpolate(x, size=skip.shape[-2:], mode="nearest")
+        return self.block(torch.cat([x, skip], dim=1))
+
+
+class ResUNet(nn.Module):
+    """first conv -> Down×n_down -> ResBlock×n_res -> Up×n_down (with skips) -> last conv."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        c = config
+        widths = [c.ngf * min(2**i, c.max_mult) for i in range(c.n_down + 1)]
+        self.first = nn.Sequential(
+            nn.Conv2d(c.in_channels, widths[0], 7, padding=3), make_norm(c.norm, widths[0]), nn.ReLU(inplace=True)
+        )
+        self.downs = nn.ModuleList(Down(widths[i], widths[i + 1], c.norm) for i in range(c.n_down))
+        self.bottleneck = nn.Sequential(*(ResBlock(widths[-1], widths[-1], c.norm) for _ in range(c.n_res)))
+        self.ups = nn.ModuleList(
+            Up(widths[i + 1], widths[i], widths[i], c.norm) for i in reversed(range(c.n_down))
+        )
+        self.last = nn.Conv2d(widths[0], c.out_channels, 7, padding=3)
+
+    def forward(self, x):
+        x = self.first(x)
+        skips = [x]
+        for down in self.downs:
+            x = down(x)
+            skips.append(x)
+        skips.pop()  # the deepest features go through the bottleneck, not a skip
+        x = self.bottleneck(x)
+        for up in self.ups:
+            x = up(x, skips.pop())
+        return self.last(x)
+
+
+# ----------------------------------------------------------------------------- the three networks
+
+
+class SamplerOutput(NamedTuple):
+    t_sample: torch.Tensor  # N×3×H×W
+    sampling_grid: torch.Tensor  # N×H×W×2, normalised (x, y), align_corners=False
+
+
+class RefinerOutput(NamedTuple):
+    t_final: torch.Tensor  # N×3×H×W
+    t_refine: torch.Tensor  # N×3×H×W
+    blend_mask: torch.Tensor  # N×1×H×W, 1 = keep T_sample
+
+
+class _TextureNet(nn.Module):
+    """What the three networks share: the config, the U-Net, and building its input at net_size."""
+
+    def __init__(self, config: ModelConfig, kind: str):
+        super().__init__()
+        if config.kind != kind:
+            raise ValueError(f"{type(self).__name__} needs a config of kind {kind!r}, got {config.kind!r}")
+        self.config = config
+        self.unet = ResUNet(config)
+        self._mirror_index = None  # (net_size, LongTensor) cache, built from the UV layout on first use
+
+    def network_input(self, texture: torch.Tensor, visibility: torch.Tensor) -> torch.Tensor:
+        """texture and visibility already at net_size -> the U-Net's input channels."""
+        n, _, h, w = texture.shape
+        channels = [texture, visibility]
+        if self.config.uv_coords:
+            channels.append(uv_channels(n, h, w, texture.device, texture.dtype))
+        if self.config.mirror:
+            channels.extend(self.mirrored(texture, visibility))
+        return torch.cat(channels, dim=1)
+
+    def mirrored(self, texture: torch.Tensor, visibility: torch.Tensor) -> list[torch.Tensor]:
+        """The left/right mirrored partial and visibility: texel (y, x) reads its mirror partner.
+
+        Mirror partners come from core.uv_layout (mirror_yx: S×S×2 row/col of each texel's partner,
+        negative where a texel has none). Texels without a partner get visibility 0.
+        """
+        size = texture.shape[-1]
+        if self._mirror_index is None or self._mirror_index[0] != size:
+            from ..uv_layout import get_layout
+
+            mirror_yx = torch.as_tensor(get_layout(size).mirror_yx).long()
+            valid = (mirror_yx[..., 0] >= 0) & (mirror_yx[..., 1] >= 0)
+            flat = (mirror_yx[..., 0].clamp_min(0) * size + mirror_yx[..., 1].clamp_min(0)).reshape(-1)
+            self._mirror_index = (size, flat, valid.reshape(-1))
+        _, flat, valid = self._mirror_index
+        flat, valid = flat.to(texture.device), valid.to(texture.device, texture.dtype)
+        n, _, h, w = texture.shape
+        mirrored_texture = texture.reshape(n, 3, -1)[..., flat].reshape(n, 3, h, w)
+        mirrored_visibility = (visibility.reshape(n, 1, -1)[..., flat] * valid).reshape(n, 1, h, w)
+        return [mirrored_texture * mirrored_visibility, mirrored_visibility]
+
+
+class SamplerNet(_TextureNet):
+    """Predicts where each texel should sample the partial texture from (Cha et al. 2022, SamplerNet)."""
+
+    def __init__(self, config: ModelConfig | None = None):
+        super().__init__(config or ModelConfig.default("sampler"), "sampler")
+        # Start at the identity grid (offset 0): training begins from "copy what you see".
+        nn.init.zeros_(self.unet.last.weight)
+        nn.init.zeros_(self.unet.last.bias)
+
+    def predict_offset(self, partial_texture: torch.Tensor, visibility: torch.Tensor) -> torch.Tensor:
+        """N×2×s×s grid offset at net_size, bounded by tanh·max_offset (normalised coordinates)."""
+        size = (self.config.net_size, self.config.net_size)
+        small_partial, small_visibility = resize_partial(partial_texture, visibility, size)
+        raw = self.unet(self.network_input(small_partial, small_visibility))
+        return torch.tanh(raw.float()) * self.config.max_offset
+
+    def forward(self, partial_texture: torch.Tensor, visibility: torch.Tensor) -> SamplerOutput:
+        n, _, h, w = partial_texture.shape
+        offset = self.predict_offset(partial_texture, visibility)
+        # The offset field is smooth: upsample it (not identity+offset, whose border would shift) and
+        # add the identity at full resolution, so the full-resolution partial is sampled directly.
+        offset = resize(offset, (h, w)).permute(0, 2, 3, 1)
+        sampling_grid = identity_grid(n, h, w, offset.device) + offset
+        t_sample = sample_texture(partial_texture.float(), visibility.float(), sampling_grid)
+        return SamplerOutput(t_sample, sampling_grid)
+
+
+class RefinerNet(_TextureNet):
+    """Repairs T_sample and says where to trust it (Cha et al. 2022, RefinerNet)."""
+
+    def __init__(self, config: ModelConfig | None = None):
+        super().__init__(config or ModelConfig.default("refiner"), "refiner")
+
+    def forward(self, t_sample: torch.Tensor, visibility: torch.Tensor) -> RefinerOutput:
+        size = (self.config.net_size, self.config.net_size)
+        raw = self.unet(self.network_input(resize(t_sample, size), resize(visibility, size))).float()
+        full = t_sample.shape[-2:]
+        t_refine = resize(torch.sigmoid(raw[:, :3]), full)
+        blend_mask = resize(torch.sigmoid(raw[:, 3:]), full)
+        t_final = t_sample * blend_mask + t_refine * (1 - blend_mask)
+        return RefinerOutput(t_final, t_refine, blend_mask)
+
+
+class LazovaNet(_TextureNet):
+    """Baseline after Lazova et al. 2019: predicts the whole texture directly at net_size."""
+
+    def __init__(self, config: ModelConfig | None = None):
+        super().__init__(config or ModelConfig.default("lazova"), "lazova")
+
+    def forward(self, partial_texture: torch.Tensor, visibility: torch.Tensor) -> torch.Tensor:
+        size = (self.config.net_size, self.config.net_size)
+        small_partial, small_visibility = resize_partial(partial_texture, visibility, size)
+        raw = self.unet(self.network_input(small_partial, small_visibility)).float()
+        return resize(torch.sigmoid(raw), partial_texture.shape[-2:])
+
+
+NETWORKS = {"sampler": SamplerNet, "refiner": RefinerNet, "lazova": LazovaNet}
+
+
+def build_model(config: ModelConfig) -> _TextureNet:
+    """The network a config describes (random initial weights: for training, or to load into)."""
+    return NETWORKS[config.kind](config)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

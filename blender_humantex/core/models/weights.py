@@ -1,0 +1,130 @@
+"""Weights files: safetensors with the architecture and provenance in the metadata.
+
+Metadata (all strings, the DESIGN.md contract): `config` (ModelConfig JSON), `kind`, `uv_layout`,
+`data` (what it was trained on), `command` (the train command), `created` (UTC ISO time).
+Loading checks all of it and the tensor shapes; any problem is a WeightsError with one clear
+line. There is no fallback to random weights, ever.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+
+from ..errors import WeightsError
+from .config import KINDS, ModelConfig
+
+FORMAT = "blender_humantex.weights.v1"
+
+
+def current_layout_id() -> str:
+    try:
+        from ..uv_layout import LAYOUT_ID
+    except ImportError:  # core.uv_layout not landed yet; its id is fixed by the design
+        LAYOUT_ID = "smpl_uv_v1"
+    return LAYOUT_ID
+
+
+def save_model(model, path, *, data: str, command: str, extra: dict | None = None) -> Path:
+    """Write `model`'s state_dict and provenance to `path` (atomically: a temp file, then rename)."""
+    from safetensors.torch import save_file
+
+    from ..imageio import _atomic_write
+
+    config: ModelConfig = model.config
+    metadata = {
+        "format": FORMAT,
+        "config": config.to_json(),
+        "kind": config.kind,
+        "uv_layout": current_layout_id(),
+        "data": str(data),
+        "command": str(command),
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    for key, value in (extra or {}).items():
+        if key in metadata:
+            raise ValueError(f"extra metadata may not override {key!r}")
+        metadata[key] = value if isinstance(value, str) else json.dumps(value)
+    tensors = {name: t.detach().to("cpu").contiguous() for name, t in model.state_dict().items()}
+    return _atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
+
+
+def read_metadata(path) -> dict:
+    """The metadata of a weights file, without reading its tensors (no torch needed)."""
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"weights file not found: {path}")
+    try:
+        with open(path, "rb") as f:
+            header_len = int.from_bytes(f.read(8), "little")
+            if header_len <= 0 or header_len > min(path.stat().st_size - 8, 100_000_000):
+                raise ValueError("bad header length")
+            header = json.loads(f.read(header_len))
+    except (OSError, ValueError) as e:
+        raise WeightsError(f"{path.name} is not a readable safetensors file (corrupt or truncated?): {e}") from None
+    if not isinstance(header, dict):
+        raise WeightsError(f"{path.name} is not a readable safetensors file (bad header)")
+    return dict(header.get("__metadata__") or {})
+
+
+def load_model(path, kind: str | None = None, device="cpu"):
+    """Read a weights file into its network (eval mode, on `device`). Raises WeightsError on any mismatch."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    from .networks import build_model
+
+    path = Path(path)
+    if kind is not None and kind not in KINDS:
+        raise ValueError(f"unknown model kind {kind!r}")
+    metadata = read_metadata(path)
+    if "config" not in metadata:
+        raise WeightsError(f"{path.name} has no model config in its metadata: not a blender_humantex weights file")
+    config = ModelConfig.from_json(metadata["config"])
+    if kind is not None and config.kind != kind:
+        raise WeightsError(f"{path.name} holds {config.kind} weights, but {kind} weights are needed")
+    layout = metadata.get("uv_layout")
+    if layout != current_layout_id():
+        raise WeightsError(
+            f"{path.name} was trained for UV layout {layout!r}, but this version uses {current_layout_id()!r}"
+        )
+    try:
+        tensors = load_file(str(path), device="cpu")
+    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
+        raise WeightsError(f"{path.name} is corrupt or truncated: {str(e).splitlines()[0]}") from None
+    model = build_model(config)
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(tensors))
+    unexpected = sorted(set(tensors) - set(expected))
+    wrong_shape = sorted(
+        f"{name} {tuple(tensors[name].shape)} != {tuple(t.shape)}"
+        for name, t in expected.items()
+        if name in tensors and tensors[name].shape != t.shape
+    )
+    problems = []
+    if missing:
+        problems.append(f"{len(missing)} missing tensors (e.g. {missing[0]})")
+    if unexpected:
+        problems.append(f"{len(unexpected)} unexpected tensors (e.g. {unexpected[0]})")
+    if wrong_shape:
+        problems.append(f"{len(wrong_shape)} tensors of the wrong shape (e.g. {wrong_shape[0]})")
+    if problems:
+        raise WeightsError(f"{path.name} does not match its {config.kind} config: " + "; ".join(problems))
+    model.load_state_dict(tensors, strict=True)
+    model.eval()
+    model.metadata = metadata
+    return model.to(device)
+
+
+def weights_id(path) -> str:
+    """A short content id of a weights file (sha256 prefix), for meta.json and the add-on."""
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                digest.update(chunk)
+    except OSError as e:
+        raise WeightsError(f"cannot read weights file {Path(path).name}: {e.strerror or e}") from None
+    return digest.hexdigest()[:16]
