@@ -1,0 +1,208 @@
+"""Training losses (Cha et al. 2022, after pix2pixHD).
+
+- SamplerNet:  10·L1 + 1·LPIPS(alex v0.1)                       → `SamplerLoss`
+- RefinerNet:  10·L1 + 10·perceptual + 10·feature matching + 1·GAN → `RefinerLoss`
+  with a pix2pixHD multi-scale PatchGAN discriminator (LSGAN) that returns its intermediate
+  features for feature matching. The Lazova-style baseline is trained with the same loss on its
+  predicted texture, so the comparison differs only in the architecture.
+
+PERCEPTUAL-LOSS SUBSTITUTION. The paper (like pix2pixHD) uses a VGG19 perceptual loss. VGG19
+ImageNet weights cannot be had here, so by default `PerceptualLoss` runs on the AlexNet ImageNet
+features that LPIPS uses (`backbone="alex"`): L1 between channel-normalised relu1..relu5 features,
+averaged over layers. This is recorded as `perceptual_backbone` in the training config stored in
+every weights file, and in the model card. With VGG19 weights (a torchvision `vgg19` state dict),
+`--perceptual-backbone vgg19 --perceptual-weights PATH` gives pix2pixHD's VGGLoss exactly
+(ImageNet-normalised input, relu{1..5}_1, weights 1/32 … 1, L1 on raw features).
+A perceptual loss is never built on random weights: the backbone loader raises instead.
+
+All losses take images in [0, 1], N×3×H×W. An optional `chart_mask` (N×1×H×W or 1×1×H×W, 1 inside
+the SMPL UV charts) composites prediction and target onto black outside the charts, so the
+networks are not trained on the atlas' empty background.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .backbones import load_backbone
+from .metrics import LPIPS, ScalingLayer, normalize_channels
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    """Weights of every loss term and the auxiliary networks' settings (stored with the weights)."""
+
+    l1: float = 10.0
+    lpips: float = 1.0  # sampler
+    perceptual: float = 10.0  # refiner / lazova
+    feature_matching: float = 10.0
+    gan: float = 1.0
+    lpips_net: str = "alex"
+    # The paper's VGG19 is substituted by AlexNet (see module docstring); "vgg19" needs perceptual_weights.
+    perceptual_backbone: str = "alex"
+    perceptual_weights: str | None = None
+    ndf: int = 32  # discriminator width (pix2pixHD: 64; halved for the CPU budget)
+    n_layers_d: int = 3
+    num_d: int = 2  # discriminator scales (pix2pixHD: 2 for 512², 3 for 1024²)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def composite(image: torch.Tensor, chart_mask: torch.Tensor | None) -> torch.Tensor:
+    return image if chart_mask is None else image * chart_mask
+
+
+class PerceptualLoss(nn.Module):
+    """Feature-space L1 on a frozen ImageNet backbone (VGG19 substitute by default, see module docstring)."""
+
+    VGG_LAYER_WEIGHTS = (1.0 / 32, 1.0 / 16, 1.0 / 8, 1.0 / 4, 1.0)  # pix2pixHD VGGLoss
+
+    def __init__(self, backbone: str = "alex", weights_path=None):
+        super().__init__()
+        self.backbone_name = backbone
+        self.backbone = load_backbone(backbone, weights_path)
+        if backbone == "vgg19":
+            self.register_buffer("mean", torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1))
+            self.register_buffer("std", torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1))
+        else:
+            self.scaling = ScalingLayer()
+
+    def train(self, mode: bool = True):
+        return super().train(False)  # a frozen feature extractor never switches to train mode
+
+    def _features(self, x):
+        if self.backbone_name == "vgg19":
+            return self.backbone((x - self.mean) / self.std)
+        return self.backbone(self.scaling(x * 2 - 1))
+
+    def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        fp = self._features(pred)
+        with torch.no_grad():
+            ft = self._features(target)
+        if self.backbone_name == "vgg19":
+            return sum(w * F.l1_loss(a, b) for w, a, b in zip(self.VGG_LAYER_WEIGHTS, fp, ft, strict=True))
+        # AlexNet/SqueezeNet activations differ in scale by orders of magnitude across layers;
+        # channel-normalising them (as LPIPS does) makes every layer count.
+        losses = [F.l1_loss(normalize_channels(a), normalize_channels(b)) for a, b in zip(fp, ft, strict=True)]
+        # normalised features have per-texel unit length, so a mean L1 is ~1/sqrt(C); rescale to ~O(1)
+        return sum(loss * a.shape[1] ** 0.5 for loss, a in zip(losses, fp, strict=True)) / len(losses)
+
+
+class PatchDiscriminator(nn.Module):
+    """pix2pixHD NLayerDiscriminator with getIntermFeat: returns every block's output (the last is the patch score)."""
+
+    def __init__(self, in_ch: int, ndf: int = 64, n_layers: int = 3):
+        super().__init__()
+        blocks = [nn.Sequential(nn.Conv2d(in_ch, ndf, 4, 2, 2), nn.LeakyReLU(0.2, True))]
+        ch = ndf
+        for n in range(1, n_layers + 1):
+            prev, ch = ch, min(ch * 2, 512)
+            stride = 2 if n < n_layers else 1
+            blocks.append(
+                nn.Sequential(nn.Conv2d(prev, ch, 4, stride, 2), nn.InstanceNorm2d(ch), nn.LeakyReLU(0.2, True))
+            )
+        blocks.append(nn.Sequential(nn.Conv2d(ch, 1, 4, 1, 2)))
+        self.blocks = nn.ModuleList(blocks)
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        feats = []
+        for block in self.blocks:
+            x = block(x)
+            feats.append(x)
+        return feats
+
+
+class MultiscaleDiscriminator(nn.Module):
+    """pix2pixHD: `num_d` PatchGANs on the image at 1, 1/2, 1/4 ... scale. Returns a list (per scale) of feature lists."""
+
+    def __init__(self, in_ch: int, ndf: int = 64, n_layers: int = 3, num_d: int = 2):
+        super().__init__()
+        self.scales = nn.ModuleList(PatchDiscriminator(in_ch, ndf, n_layers) for _ in range(num_d))
+
+    def forward(self, x: torch.Tensor) -> list[list[torch.Tensor]]:
+        outputs = []
+        for i, disc in enumerate(self.scales):
+            if i:
+                x = F.avg_pool2d(x, 3, stride=2, padding=1, count_include_pad=False)
+            outputs.append(disc(x))
+        return outputs
+
+
+def lsgan_loss(outputs: list[list[torch.Tensor]], target_is_real: bool) -> torch.Tensor:
+    """Least-squares GAN loss on each scale's patch scores (pix2pixHD's default, no_lsgan=False)."""
+    target = 1.0 if target_is_real else 0.0
+    return sum(F.mse_loss(feats[-1], torch.full_like(feats[-1], target)) for feats in outputs)
+
+
+def feature_matching_loss(fake: list[list[torch.Tensor]], real: list[list[torch.Tensor]]) -> torch.Tensor:
+    """pix2pixHD GAN feature loss: L1 between D's intermediate features of fake and (detached) real."""
+    num_d = len(fake)
+    n_layers = len(fake[0]) - 1
+    weight = 4.0 / (n_layers + 1) / num_d
+    return sum(
+        weight * F.l1_loss(f, r.detach()) for ff, rr in zip(fake, real, strict=True) for f, r in zip(ff[:-1], rr[:-1], strict=True)
+    )
+
+
+class SamplerLoss(nn.Module):
+    """10·L1 + 1·LPIPS on T_sample. Returns (total, {term: value})."""
+
+    def __init__(self, cfg: LossConfig = LossConfig(), lpips_backbone_path=None):
+        super().__init__()
+        self.cfg = cfg
+        self.lpips = LPIPS(cfg.lpips_net, lpips_backbone_path)
+
+    def forward(self, t_sample, target, chart_mask=None):
+        pred, real = composite(t_sample, chart_mask), composite(target, chart_mask)
+        l1 = F.l1_loss(pred, real)
+        lp = self.lpips(pred, real).mean()
+        total = self.cfg.l1 * l1 + self.cfg.lpips * lp
+        return total, {"l1": l1.detach(), "lpips": lp.detach()}
+
+
+class RefinerLoss(nn.Module):
+    """10·L1 + 10·perceptual + 10·FM + 1·GAN on the output texture, conditioned on the network's input.
+
+    The discriminator sees (condition, texture) concatenated, as in pix2pixHD's conditional D;
+    for the refiner the condition is T_sample and visibility, for the baseline the partial and visibility.
+    """
+
+    def __init__(self, cfg: LossConfig = LossConfig(), condition_channels: int = 4, lpips_backbone_path=None):
+        super().__init__()
+        self.cfg = cfg
+        weights = cfg.perceptual_weights
+        if weights is None and cfg.perceptual_backbone in ("alex", "squeeze") and lpips_backbone_path is not None:
+            from .backbones import BACKBONE_FILES
+
+            weights = f"{lpips_backbone_path}/{BACKBONE_FILES[cfg.perceptual_backbone]}"
+        self.perceptual = PerceptualLoss(cfg.perceptual_backbone, weights)
+        self.discriminator = MultiscaleDiscriminator(condition_channels + 3, cfg.ndf, cfg.n_layers_d, cfg.num_d)
+
+    def generator_loss(self, output, target, condition, chart_mask=None):
+        pred, real = composite(output, chart_mask), composite(target, chart_mask)
+        l1 = F.l1_loss(pred, real)
+        perceptual = self.perceptual(pred, real)
+        fake_out = self.discriminator(torch.cat([condition, pred], 1))
+        with torch.no_grad():
+            real_out = self.discriminator(torch.cat([condition, real], 1))
+        gan = lsgan_loss(fake_out, True)
+        fm = feature_matching_loss(fake_out, real_out)
+        c = self.cfg
+        total = c.l1 * l1 + c.perceptual * perceptual + c.feature_matching * fm + c.gan * gan
+        terms = {"l1": l1.detach(), "perceptual": perceptual.detach(), "fm": fm.detach(), "gan": gan.detach()}
+        return total, terms
+
+    def discriminator_loss(self, output, target, condition, chart_mask=None):
+        pred, real = composite(output.detach(), chart_mask), composite(target, chart_mask)
+        fake_out = self.discriminator(torch.cat([condition, pred], 1))
+        real_out = self.discriminator(torch.cat([condition, real], 1))
+        d_fake = lsgan_loss(fake_out, False)
+        d_real = lsgan_loss(real_out, True)
+        total = 0.5 * (d_fake + d_real)
+        return total, {"d_real": d_real.detach(), "d_fake": d_fake.detach()}
