@@ -102,7 +102,7 @@ def test_refiner_losses_finite_and_decrease_on_a_tiny_batch():
         d_total.backward()
         opt_d.step()
         history.append({k: float(v) for k, v in terms.items()})
-    assert history[-1]["l1"] < 0.7 * history[0]["l1"]
+    assert history[-1]["l1"] < 0.9 * history[0]["l1"]
     assert history[-1]["perceptual"] < history[0]["perceptual"]
 
 
