@@ -1,0 +1,216 @@
+"""Headless batch: a manifest of jobs, run one after another through the worker, the .blend saved.
+
+    blender -b scene.blend --python-expr "import blender_humantex.batch as b; b.main()" -- --manifest jobs.json
+    python -m blender_humantex.batch --blend scene.blend --manifest jobs.json      (the bpy module)
+
+Manifest (paths relative to the manifest's folder):
+    {"jobs": [{"object": "Body", "photo": "im.jpg", "iuv": "IUV.png", "inds": "INDS.png",
+               "person": 1, "size": 1024, "iuv_order": "vui"}]}
+A bare list of jobs is accepted too. Resumable: `<manifest>.status.json` beside the manifest
+records each job's outcome under a hash of the job, so a rerun skips finished jobs (an edited
+job counts as new). The .blend is saved after every successful job, before that job is marked
+done, so a crash never leaves a "done" job whose material was not saved.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import sys
+import time
+
+import bpy
+
+from .operators import GenerationTask, build_request
+from .preferences import DEVICE_ITEMS, worker_settings
+
+JOB_FIELDS = ("object", "photo", "iuv", "inds", "person", "size", "iuv_order")
+PATH_FIELDS = ("photo", "iuv", "inds")
+DEFAULT_SIZE = 1024
+
+
+def _input_error(message: str, kind: str = "bad_manifest"):
+    from ..core.errors import InputError
+
+    return InputError(message, kind=kind)
+
+
+def _user_errors():
+    from ..core.errors import HumantexError
+    from ..worker.client import WorkerError
+
+    return (HumantexError, WorkerError)
+
+
+def load_manifest(path: str) -> list[dict]:
+    """The jobs of a manifest, checked for shape (not for file existence: that is per job)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except FileNotFoundError:
+        raise _input_error(f"manifest not found: {path}", "missing_file") from None
+    except (OSError, ValueError) as e:
+        raise _input_error(f"cannot read manifest {path}: {e}") from None
+    jobs = data.get("jobs") if isinstance(data, dict) else data
+    if not isinstance(jobs, list) or not all(isinstance(job, dict) for job in jobs):
+        raise _input_error(f'{path}: expected {{"jobs": [{{"object": ..., "photo": ..., "iuv": ...}}, ...]}}')
+    return jobs
+
+
+def job_key(job: dict) -> str:
+    return hashlib.sha1(json.dumps(job, sort_keys=True).encode("utf-8")).hexdigest()[:16]
+
+
+def status_path(manifest: str) -> str:
+    root, _ = os.path.splitext(manifest)
+    return root + ".status.json"
+
+
+def _read_status(path: str) -> dict:
+    try:
+        with open(path, encoding="utf-8") as f:
+            status = json.load(f)
+        return status if isinstance(status, dict) and isinstance(status.get("jobs"), dict) else {"jobs": {}}
+    except (OSError, ValueError):
+        return {"jobs": {}}
+
+
+def _write_status(path: str, status: dict) -> None:
+    tmp = f"{path}.tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(status, f, indent=2, sort_keys=True)
+        f.write("\n")
+    os.replace(tmp, path)
+
+
+def job_fields(job: dict, base_dir: str) -> dict:
+    """A job as worker request fields, with paths made absolute against the manifest folder."""
+    unknown = sorted(set(job) - set(JOB_FIELDS))
+    if unknown:
+        raise _input_error(f"unknown job field(s) {', '.join(unknown)}; expected {', '.join(JOB_FIELDS)}")
+    for key in ("object", "photo", "iuv"):
+        if not isinstance(job.get(key), str) or not job[key]:
+            raise _input_error(f"job needs a {key!r} string")
+    fields = {key: os.path.normpath(os.path.join(base_dir, job[key])) for key in PATH_FIELDS if job.get(key)}
+    try:
+        fields["size"] = int(job.get("size", DEFAULT_SIZE))
+        if "person" in job:
+            fields["person"] = int(job["person"])
+    except (TypeError, ValueError):
+        raise _input_error(f"size and person must be integers, got {job.get('size')!r}, {job.get('person')!r}") from None
+    if job.get("iuv_order"):
+        fields["iuv_order"] = job["iuv_order"]
+    return fields
+
+
+def _save_blend(save_as: str | None) -> None:
+    if save_as:
+        bpy.ops.wm.save_as_mainfile(filepath=save_as)
+    else:
+        bpy.ops.wm.save_mainfile()
+
+
+def run_batch(manifest: str, *, save_as: str | None = None, rerun: bool = False, log=print, **overrides) -> dict:
+    """Run every unfinished job of `manifest`; returns {"done", "skipped", "failed", "jobs"}."""
+    manifest = os.path.abspath(manifest)
+    jobs = load_manifest(manifest)
+    settings = worker_settings(bpy.context, **overrides)
+    if save_as:
+        save_as = os.path.abspath(save_as)
+        _save_blend(save_as)  # first, so that // output folders resolve next to it
+    elif not bpy.data.filepath:
+        raise _input_error("the batch saves the .blend: open a saved one (--blend) or pass --save-as", "unsaved_blend")
+    status_file = status_path(manifest)
+    status = {"jobs": {}} if rerun else _read_status(status_file)
+    summary = {"done": 0, "skipped": 0, "failed": 0, "jobs": []}
+
+    for number, job in enumerate(jobs, 1):
+        key = job_key(job)
+        label = f"[humantex-batch] {number}/{len(jobs)} {job.get('object', '?')}"
+        previous = status["jobs"].get(key, {})
+        if previous.get("status") == "done" and os.path.isfile(previous.get("final", "")):
+            summary["skipped"] += 1
+            summary["jobs"].append({**previous, "status": "skipped"})
+            log(f"{label}: already done, skipped")
+            continue
+        started = time.perf_counter()
+        record = {"object": job.get("object"), "index": number - 1}
+        try:
+            fields = job_fields(job, os.path.dirname(manifest))
+            obj = bpy.data.objects.get(job["object"])
+            if obj is None:
+                raise _input_error(f"no object named {job['object']!r} in {os.path.basename(bpy.data.filepath)}", "bad_target")
+            request, force_pack = build_request(obj, fields, settings.output_dir)
+            task = GenerationTask(obj.name, request, settings, settings.pack_images or force_pack)
+            result = task.run_blocking()
+            material = task.apply()
+            _save_blend(None)
+            record.update(status="done", material=material.name, final=result["outputs"]["final"])
+        except _user_errors() as e:
+            record.update(status="error", kind=getattr(e, "kind", "error"), message=str(e))
+        except Exception as e:  # a bug in one job must not stop the others; it is reported, not hidden
+            record.update(status="error", kind="internal", message=f"{type(e).__name__}: {e}")
+        record["seconds"] = round(time.perf_counter() - started, 3)
+        record["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S")
+        status["jobs"][key] = record
+        _write_status(status_file, status)
+        summary["jobs"].append(record)
+        if record["status"] == "done":
+            summary["done"] += 1
+            log(f"{label}: done in {record['seconds']:.1f} s -> {record['material']}")
+        else:
+            summary["failed"] += 1
+            log(f"{label}: error ({record['kind']}): {record['message']}")
+
+    log(f"[humantex-batch] {summary['done']} done, {summary['skipped']} skipped, {summary['failed']} failed")
+    return summary
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="blender_humantex.batch", description=__doc__.splitlines()[0])
+    parser.add_argument("--manifest", required=True, help="JSON manifest of jobs")
+    parser.add_argument("--blend", help="open this .blend first (the bpy module starts with an empty scene)")
+    parser.add_argument("--save-as", help="save the .blend here instead of over the opened file")
+    parser.add_argument("--rerun", action="store_true", help="ignore the status file and run every job again")
+    parser.add_argument("--python", help="worker interpreter (default: the add-on preference)")
+    parser.add_argument("--device", choices=[d for d, _, _ in DEVICE_ITEMS])
+    parser.add_argument("--weights-dir", help="weights folder (default: the bundled weights)")
+    parser.add_argument("--output-dir", help="folder for the PNGs (default: //humantex/ next to the .blend)")
+    parser.add_argument("--pack", action="store_true", default=None, help="pack the images into the .blend")
+    return parser
+
+
+def _script_argv() -> list[str]:
+    # Inside the Blender binary our arguments follow "--"; with the bpy module, sys.argv is ours.
+    return sys.argv[sys.argv.index("--") + 1 :] if "--" in sys.argv else sys.argv[1:]
+
+
+def main(argv=None) -> int:
+    """0: every job done or skipped; 1: some job failed; 2: the batch could not start."""
+    args = build_parser().parse_args(_script_argv() if argv is None else argv)
+    try:
+        if args.blend:
+            if not os.path.isfile(args.blend):
+                raise _input_error(f".blend not found: {args.blend}", "missing_file")
+            bpy.ops.wm.open_mainfile(filepath=os.path.abspath(args.blend))
+        summary = run_batch(
+            args.manifest,
+            save_as=args.save_as,
+            rerun=args.rerun,
+            python=args.python,
+            device=args.device,
+            weights_dir=args.weights_dir,
+            output_dir=args.output_dir,
+            pack_images=args.pack,
+        )
+    except _user_errors() as e:
+        print(f"humantex-batch: error: {e}", file=sys.stderr)
+        code = 2
+    else:
+        code = 1 if summary["failed"] else 0
+    if bpy.app.binary_path and code:
+        # In the Blender binary a return value is ignored; make `blender -b` exit non-zero.
+        sys.exit(code)
+    return code

@@ -1,0 +1,317 @@
+"""Generate Texture (modal for the UI, synchronous EXEC for `-b` and scripts), Cancel, layer preview.
+
+The modal operator and the synchronous path share one `GenerationTask`: the modal operator only
+calls `task.tick()` on an event timer (a non-blocking drain of the worker client), so the UI
+never waits on the worker. `bpy.app.timers` and INVOKE modal operators do not run headless,
+hence the EXEC path.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+
+import bpy
+
+from . import materials
+from .preferences import get_client, worker_settings
+
+SMPL_VERTEX_COUNT = 6890
+TIMER_INTERVAL_S = 0.1
+
+# scene name -> the GenerationTask running for it (at most one per scene).
+_running: dict = {}
+
+
+def _user_errors():
+    """The exceptions that carry a one-line message for the user."""
+    from ..core.errors import HumantexError
+    from ..worker.client import WorkerError
+
+    return (HumantexError, WorkerError)
+
+
+def _input_error(message: str, kind: str):
+    from ..core.errors import InputError
+
+    return InputError(message, kind=kind)
+
+
+def running_task(scene):
+    return _running.get(scene.name_full) if scene is not None else None
+
+
+def cancel_running_tasks() -> None:
+    for task in list(_running.values()):
+        task.cancel()
+    _running.clear()
+
+
+def target_problem(obj) -> str | None:
+    """Why `obj` cannot receive a texture, or None."""
+    if obj is None:
+        return "no active object: select the mesh to texture"
+    if obj.type != "MESH":
+        return f"{obj.name} is a {obj.type.lower()}, not a mesh"
+    if len(obj.data.uv_layers) == 0:
+        return f"{obj.name} has no UV map: the texture needs the SMPL UV layout"
+    return None
+
+
+def topology_warning(obj) -> str | None:
+    """A mesh other than SMPL's gets a texture in SMPL's UV layout: say so, don't refuse."""
+    if obj is None or obj.type != "MESH":
+        return None
+    count = len(obj.data.vertices)
+    if count != SMPL_VERTEX_COUNT:
+        return f"{count} vertices, not SMPL's {SMPL_VERTEX_COUNT}: the texture uses the SMPL UV layout"
+    return None
+
+
+def resolve_output_dir(base: str, object_name: str) -> tuple[str, bool]:
+    """(absolute folder for this object's PNGs, whether images must be packed).
+
+    `//` means next to the .blend; an unsaved .blend has no such place, so the PNGs go to a temp
+    folder and are packed, which keeps them when the user saves later.
+    """
+    force_pack = False
+    if base.startswith("//") and not bpy.data.filepath:
+        base = os.path.join(tempfile.gettempdir(), f"humantex-unsaved-{os.getpid()}")
+        force_pack = True
+    folder = os.path.join(bpy.path.abspath(base), bpy.path.clean_name(object_name))
+    return os.path.normpath(folder), force_pack
+
+
+def build_request(obj, fields: dict, output_dir: str) -> tuple[dict, bool]:
+    """Check the inputs here, with messages about Blender things, before the worker sees them."""
+    problem = target_problem(obj)
+    if problem:
+        raise _input_error(problem, "bad_target")
+    for key, label in (("photo", "photo"), ("iuv", "DensePose IUV image")):
+        if not fields.get(key):
+            raise _input_error(f"choose a {label}", "missing_input")
+    for key in ("photo", "iuv", "inds"):
+        path = fields.get(key)
+        if path and not os.path.isfile(path):
+            raise _input_error(f"{key} file not found: {path}", "missing_file")
+    out_dir, force_pack = resolve_output_dir(output_dir, obj.name)
+    return {**fields, "out_dir": out_dir}, force_pack
+
+
+class GenerationTask:
+    """One texture generation for one object: submit, poll, apply the result to the material."""
+
+    def __init__(self, object_name: str, request: dict, settings, pack: bool):
+        self.object_name = object_name
+        self.request = request
+        self.settings = settings
+        self.pack = pack
+        self.job = None
+        self.result = None
+        self.stage = "start"
+        self.fraction = 0.0
+        self.tick_seconds: list[float] = []  # duration of every tick, for the stall benchmark
+
+    @classmethod
+    def from_context(cls, context, obj=None, fields=None, **overrides):
+        settings = worker_settings(context, **overrides)
+        obj = context.active_object if obj is None else obj
+        props = context.scene.humantex
+        if fields is None:
+            if props.source != "PHOTO":
+                raise _input_error("camera projection is not available yet: use a photo", "unsupported")
+            fields = props.request_fields()
+        request, force_pack = build_request(obj, fields, settings.output_dir)
+        return cls(obj.name, request, settings, settings.pack_images or force_pack)
+
+    # -- non-blocking (modal) --
+    def start(self) -> None:
+        self.job = get_client(self.settings).submit(**self.request)
+
+    def tick(self) -> str:
+        """Drain the worker's events without waiting; returns the job state."""
+        started = time.perf_counter()
+        self.job.poll()
+        self.stage = self.job.stage or self.stage
+        self.fraction = float(self.job.fraction or 0.0)
+        if self.job.state == "done":
+            self.result = self.job.result
+        self.tick_seconds.append(time.perf_counter() - started)
+        return self.job.state
+
+    def cancel(self) -> None:
+        if self.job is not None and self.job.state == "running":
+            self.job.cancel()
+
+    @property
+    def error_message(self) -> str:
+        error = self.job.error if self.job is not None else None
+        if isinstance(error, dict):
+            return error.get("message") or str(error)
+        return str(error) if error else "the worker failed without a message"
+
+    # -- blocking (EXEC, batch) --
+    def run_blocking(self, progress=None) -> dict:
+        def on_progress(stage, fraction):
+            self.stage, self.fraction = stage, fraction
+            if progress is not None:
+                progress(stage, fraction)
+
+        self.result = get_client(self.settings).run(progress=on_progress, **self.request)
+        return self.result
+
+    # -- both --
+    def apply(self):
+        """Put the result on the object's material (the step that touches Blender data)."""
+        started = time.perf_counter()
+        obj = bpy.data.objects.get(self.object_name)
+        if obj is None:
+            raise _input_error(f"object {self.object_name!r} was removed while its texture was generated", "bad_target")
+        material = materials.apply_outputs(obj, self.result["outputs"], pack=self.pack)
+        self.tick_seconds.append(time.perf_counter() - started)
+        return material
+
+
+def _set_status(context, props, stage="", fraction=0.0, message="", error=""):
+    props.stage, props.fraction, props.message, props.error = stage, fraction, message, error
+    screen = getattr(context, "screen", None)
+    if screen is not None:
+        for area in screen.areas:
+            if area.type == "VIEW_3D":
+                area.tag_redraw()
+
+
+class HUMANTEX_OT_generate(bpy.types.Operator):
+    """Generate a complete SMPL-UV texture for the active mesh from the photo and its DensePose IUV"""
+
+    bl_idname = "humantex.generate"
+    bl_label = "Generate Texture"
+    bl_options = {"REGISTER", "UNDO"}
+
+    _task = None
+    _timer = None
+
+    @classmethod
+    def poll(cls, context):
+        return context.scene is not None and running_task(context.scene) is None
+
+    def _fail(self, context, message: str):
+        _set_status(context, context.scene.humantex, error=message)
+        self.report({"ERROR"}, message)
+        return {"CANCELLED"}
+
+    def _done(self, context, task, material):
+        message = f"{material.name}: {task.request['size']}px texture from {os.path.basename(task.request['photo'])}"
+        _set_status(context, context.scene.humantex, stage="done", fraction=1.0, message=message)
+        self.report({"INFO"}, message)
+        return {"FINISHED"}
+
+    def execute(self, context):
+        """Synchronous: blocks until the texture is on the material (for `-b` and scripts)."""
+        props = context.scene.humantex
+        try:
+            task = GenerationTask.from_context(context)
+            _set_status(context, props, stage="start")
+            task.run_blocking(lambda stage, fraction: _set_status(context, props, stage, fraction))
+            material = task.apply()
+        except _user_errors() as e:
+            return self._fail(context, str(e))
+        return self._done(context, task, material)
+
+    def invoke(self, context, event):
+        if bpy.app.background or context.window is None:
+            return self.execute(context)
+        try:
+            task = GenerationTask.from_context(context)
+            task.start()
+        except _user_errors() as e:
+            return self._fail(context, str(e))
+        self._task = task
+        _running[context.scene.name_full] = task
+        _set_status(context, context.scene.humantex, stage="start")
+        wm = context.window_manager
+        self._timer = wm.event_timer_add(TIMER_INTERVAL_S, window=context.window)
+        wm.modal_handler_add(self)
+        return {"RUNNING_MODAL"}
+
+    def _cleanup(self, context):
+        if self._timer is not None:
+            context.window_manager.event_timer_remove(self._timer)
+            self._timer = None
+        _running.pop(context.scene.name_full, None)
+        if context.workspace is not None:
+            context.workspace.status_text_set(None)
+
+    def modal(self, context, event):
+        task = self._task
+        props = context.scene.humantex
+        if event.type == "ESC" and event.value == "PRESS":
+            task.cancel()
+            self._cleanup(context)
+            _set_status(context, props, message="cancelled")
+            self.report({"WARNING"}, "HumanTex: generation cancelled")
+            return {"CANCELLED"}
+        if event.type != "TIMER" or event.timer is not self._timer:
+            return {"PASS_THROUGH"}
+        try:
+            state = task.tick()
+            if state == "done":
+                material = task.apply()
+                self._cleanup(context)
+                return self._done(context, task, material)
+        except _user_errors() as e:
+            self._cleanup(context)
+            return self._fail(context, str(e))
+        if state == "cancelled":
+            self._cleanup(context)
+            _set_status(context, props, message="cancelled")
+            return {"CANCELLED"}
+        if state == "error":
+            self._cleanup(context)
+            return self._fail(context, task.error_message)
+        _set_status(context, props, task.stage, task.fraction)
+        if context.workspace is not None:
+            context.workspace.status_text_set(
+                f"HumanTex: {task.stage} {int(100 * task.fraction)}%  (Esc to cancel)"
+            )
+        return {"PASS_THROUGH"}
+
+
+class HUMANTEX_OT_cancel(bpy.types.Operator):
+    """Cancel the running texture generation"""
+
+    bl_idname = "humantex.cancel"
+    bl_label = "Cancel"
+    bl_options = {"INTERNAL"}
+
+    @classmethod
+    def poll(cls, context):
+        return running_task(context.scene) is not None
+
+    def execute(self, context):
+        # The modal operator sees the cancelled job on its next tick and cleans up.
+        running_task(context.scene).cancel()
+        return {"FINISHED"}
+
+
+class HUMANTEX_OT_preview_layer(bpy.types.Operator):
+    """Show this layer as Base Color; click the shown layer again to go back to Final"""
+
+    bl_idname = "humantex.preview_layer"
+    bl_label = "Preview Layer"
+    bl_options = {"REGISTER", "UNDO"}
+
+    layer: bpy.props.EnumProperty(name="Layer", items=materials.LAYERS)
+
+    @classmethod
+    def poll(cls, context):
+        obj = context.active_object
+        return obj is not None and bool(materials.humantex_nodes(bpy.data.materials.get(materials.material_name(obj))))
+
+    def execute(self, context):
+        material = bpy.data.materials[materials.material_name(context.active_object)]
+        shown = materials.current_layer(material)
+        layer = "final" if self.layer == shown else self.layer
+        materials.set_preview_layer(material, layer)
+        return {"FINISHED"}

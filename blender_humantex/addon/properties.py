@@ -1,0 +1,61 @@
+"""Per-scene inputs of the HumanTex panel and the state of the running generation."""
+
+from __future__ import annotations
+
+import bpy
+
+SIZE_ITEMS = (
+    ("512", "512", "512 x 512 texture"),
+    ("1024", "1024", "1024 x 1024 texture"),
+    ("2048", "2048", "2048 x 2048 texture"),
+    ("4096", "4096", "4096 x 4096 texture"),
+)
+
+IUV_ORDER_ITEMS = (
+    ("DEFAULT", "Default", "The worker's documented default channel order"),
+    ("iuv", "I, U, V", "Read as RGB: R = part index I, G = U, B = V (e.g. pose-with-style files)"),
+    ("vui", "V, U, I", "Read as RGB: R = V, G = U, B = part index I (DensePose's OpenCV-written files)"),
+)
+
+SOURCE_ITEMS = (
+    ("PHOTO", "Photo + DensePose", "A photo of the person and its DensePose IUV image"),
+    ("CAMERA", "Camera projection", "Project the active camera's view onto the mesh (not available yet)"),
+)
+
+
+class HumantexSettings(bpy.types.PropertyGroup):
+    source: bpy.props.EnumProperty(name="Source", items=SOURCE_ITEMS, default="PHOTO")
+    photo: bpy.props.StringProperty(name="Photo", description="Photo of the person", subtype="FILE_PATH")
+    iuv: bpy.props.StringProperty(
+        name="IUV", description="DensePose IUV image for the photo (same size)", subtype="FILE_PATH"
+    )
+    inds: bpy.props.StringProperty(
+        name="INDS", description="Optional DensePose instance map (person index per pixel)", subtype="FILE_PATH"
+    )
+    person: bpy.props.IntProperty(
+        name="Person", description="Person index in the INDS map; 0 takes the largest person", default=0, min=0
+    )
+    iuv_order: bpy.props.EnumProperty(name="IUV Order", items=IUV_ORDER_ITEMS, default="DEFAULT")
+    size: bpy.props.EnumProperty(name="Size", items=SIZE_ITEMS, default="1024")
+
+    # What the panel shows about the last or running generation. Whether one is running is
+    # not stored here (a .blend saved mid-job would reload "running"): see operators.running_task.
+    stage: bpy.props.StringProperty()
+    fraction: bpy.props.FloatProperty(min=0.0, max=1.0)
+    message: bpy.props.StringProperty()
+    error: bpy.props.StringProperty()
+
+    def request_fields(self) -> dict:
+        """The worker request fields these inputs stand for (paths absolute, defaults left out)."""
+        request = {
+            "photo": bpy.path.abspath(self.photo) if self.photo else "",
+            "iuv": bpy.path.abspath(self.iuv) if self.iuv else "",
+            "size": int(self.size),
+        }
+        if self.inds:
+            request["inds"] = bpy.path.abspath(self.inds)
+        if self.person > 0:
+            request["person"] = self.person
+        if self.iuv_order != "DEFAULT":
+            request["iuv_order"] = self.iuv_order
+        return request
