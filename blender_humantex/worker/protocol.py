@@ -1,0 +1,113 @@
+"""The worker's wire format: one JSON object per line, UTF-8, over the worker's stdin/stdout.
+
+Shared by the server and the client, so it imports nothing but the standard library (Blender's
+Python imports the client). `__main__` imports it before its Python version check, so it sticks
+to Python 3.6 syntax.
+
+Requests (client -> worker), each with a client-chosen string "id":
+  hello      {}                                    -> hello
+  generate   {photo, iuv, inds?, person?, iuv_order?, | partial, visibility,
+              size?, method?, max_pixels?, out_dir}   -> progress*, then result | error
+  cancel     {target: <id of a generate request>}  -> ack (the job itself ends with error kind "cancelled")
+  shutdown   {}                                    -> ack, then the worker exits
+Replies (worker -> client) carry the id of the request they answer:
+  hello      {protocol, version, torch, python, device, weights, load_count, pid, package_path}
+  progress   {stage: load|unwrap|sample|refine|write, fraction: 0..1}
+  result     {outputs: {name: path}, timings: {...}, meta: {...}, load_count}
+  error      {message: <one line for a human>, kind: <machine-readable>}
+  ack        {of: "cancel"|"shutdown", target?, found?}
+A request that cannot be parsed at all gets an error reply with id null.
+"""
+
+import json
+import os
+
+PROTOCOL_VERSION = 1
+
+REQUEST_TYPES = ("hello", "generate", "cancel", "shutdown")
+REPLY_TYPES = ("hello", "progress", "result", "error", "ack")
+STAGES = ("load", "unwrap", "sample", "refine", "write")
+
+# The fields a generate request may carry (anything else is a typo worth reporting), and which of
+# them are file paths (the client makes those absolute, since the worker's cwd is not Blender's).
+GENERATE_FIELDS = (
+    "photo", "iuv", "inds", "person", "iuv_order", "partial", "visibility",
+    "size", "method", "max_pixels", "out_dir",
+)  # fmt: skip
+PATH_FIELDS = ("photo", "iuv", "inds", "partial", "visibility", "out_dir")
+
+# Exit codes of a worker that cannot start. The server also prints one line
+# "humantex-worker: fatal: <reason>" on stderr before exiting with one of these.
+EXIT_OK = 0
+EXIT_PYTHON_TOO_OLD = 3
+EXIT_NO_TORCH = 4
+EXIT_IMPORT_FAILED = 5
+EXIT_BAD_ARGUMENTS = 2
+FATAL_PREFIX = "humantex-worker: fatal: "
+
+MIN_PYTHON = (3, 10)
+INSTALL_HINT = 'pip install "blender_humantex[worker]" (torch==2.13.0, numpy, safetensors, pillow, ...)'
+
+
+class ProtocolError(ValueError):
+    """A line that is not a valid message. `kind` goes into the error reply."""
+
+    def __init__(self, message, kind="bad_request", request_id=None):
+        super().__init__(message)
+        self.kind = kind
+        self.request_id = request_id
+
+
+def to_plain(obj):
+    """Plain JSON data only crosses the boundary: numpy scalars become numbers, paths become
+    strings, anything else unknown becomes its str(). Never a tensor or array by accident."""
+    if obj is None or isinstance(obj, (bool, int, str)):
+        return obj
+    if isinstance(obj, float):
+        return obj if obj == obj and obj not in (float("inf"), float("-inf")) else None
+    if isinstance(obj, dict):
+        return {str(k): to_plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_plain(v) for v in obj]
+    if isinstance(obj, os.PathLike):
+        return os.fspath(obj)
+    size = getattr(obj, "size", None)
+    if hasattr(obj, "item") and (size is None or size == 1):
+        try:
+            return to_plain(obj.item())
+        except (TypeError, ValueError):
+            pass
+    return str(obj)
+
+
+def encode(message):
+    """One message -> one line of bytes (compact JSON, ASCII-safe, newline-terminated)."""
+    return (json.dumps(to_plain(message), ensure_ascii=True, separators=(",", ":")) + "\n").encode("ascii")
+
+
+def decode(line, allowed_types):
+    """One line -> a dict with a "type" among `allowed_types` and a string or null "id"."""
+    if isinstance(line, bytes):
+        try:
+            line = line.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ProtocolError("message is not UTF-8 text", kind="bad_json") from None
+    text = line.strip()
+    try:
+        message = json.loads(text)
+    except ValueError as e:
+        shown = text if len(text) <= 60 else text[:57] + "..."
+        raise ProtocolError(f"not a JSON message ({e}): {shown!r}", kind="bad_json") from None
+    if not isinstance(message, dict):
+        raise ProtocolError(f"a message must be a JSON object, got {type(message).__name__}")
+    request_id = message.get("id")
+    if request_id is not None and not isinstance(request_id, str):
+        raise ProtocolError("message id must be a string")
+    kind = message.get("type")
+    if kind not in allowed_types:
+        raise ProtocolError(
+            "unknown message type {!r} (expected one of {})".format(kind, ", ".join(allowed_types)),
+            kind="unknown_type",
+            request_id=request_id,
+        )
+    return message

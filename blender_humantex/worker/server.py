@@ -1,0 +1,480 @@
+"""The worker server: JSON lines on stdin/stdout, one job at a time, models kept warm.
+
+Threads: a reader thread reads stdin all the time (so `cancel` and `hello` are answered while a job
+runs); the main thread runs generate jobs in arrival order. A job is cancelled through its progress
+callback, which raises CancelledError at the pipeline's next progress report.
+
+stdout belongs to the protocol alone: at start the real stdout fd is kept for protocol messages and
+fd 1 / sys.stdout are pointed at stderr, so a stray print (ours or a library's, Python or C) can only
+reach the log, never corrupt the message stream.
+
+Outputs are staged in a hidden folder inside out_dir and moved into place only when the whole job
+succeeded, so a cancelled or failed job leaves neither half files nor a half-updated set of layers.
+
+torch is imported here only, inside main(), never at module level.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import platform
+import queue
+import shutil
+import sys
+import tempfile
+import threading
+import time
+import traceback
+from pathlib import Path
+
+from .protocol import (
+    EXIT_IMPORT_FAILED,
+    EXIT_NO_TORCH,
+    EXIT_OK,
+    FATAL_PREFIX,
+    GENERATE_FIELDS,
+    INSTALL_HINT,
+    PROTOCOL_VERSION,
+    REQUEST_TYPES,
+    ProtocolError,
+    decode,
+    encode,
+)
+
+MIN_TORCH = (2, 1)
+MAX_LINE_BYTES = 1 << 20  # a request is a few hundred bytes; anything this long is garbage
+PATH_OR_TEXT_FIELDS = ("photo", "iuv", "inds", "partial", "visibility", "out_dir", "method", "iuv_order")
+INT_FIELDS = ("person", "size", "max_pixels")
+
+
+def log(message: str) -> None:
+    sys.stderr.write(f"[humantex-worker {time.strftime('%H:%M:%S')}] {message}\n")
+    sys.stderr.flush()
+
+
+def one_line(text: str, limit: int = 400) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def fatal(reason: str, code: int) -> int:
+    sys.stderr.write(FATAL_PREFIX + one_line(reason, 1000) + "\n")
+    sys.stderr.flush()
+    return code
+
+
+def validate_generate(message: dict) -> dict:
+    """The generate request's fields, type-checked (the pipeline checks the values themselves)."""
+    if not message.get("id"):
+        raise ProtocolError("a generate request needs a non-empty string id")
+    unknown = sorted(set(message) - set(GENERATE_FIELDS) - {"id", "type"})
+    if unknown:
+        raise ProtocolError(f"unknown generate field(s): {', '.join(unknown)}", request_id=message["id"])
+    for name in PATH_OR_TEXT_FIELDS:
+        if message.get(name) is not None and not isinstance(message[name], str):
+            raise ProtocolError(f"generate field {name!r} must be a string", request_id=message["id"])
+    for name in INT_FIELDS:
+        value = message.get(name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            raise ProtocolError(f"generate field {name!r} must be an integer", request_id=message["id"])
+    if not message.get("out_dir"):
+        raise ProtocolError("generate needs out_dir", kind="missing_field", request_id=message["id"])
+    has_photo = bool(message.get("photo") or message.get("iuv"))
+    has_partial = bool(message.get("partial") or message.get("visibility"))
+    if has_photo == has_partial or (has_photo and not (message.get("photo") and message.get("iuv"))):
+        raise ProtocolError(
+            "generate needs either photo + iuv, or partial + visibility",
+            kind="missing_field",
+            request_id=message["id"],
+        )
+    if has_partial and not (message.get("partial") and message.get("visibility")):
+        raise ProtocolError(
+            "generate needs both partial and visibility", kind="missing_field", request_id=message["id"]
+        )
+    return {k: message[k] for k in GENERATE_FIELDS if message.get(k) is not None}
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    if isinstance(error, MemoryError):
+        return True
+    if type(error).__name__ == "OutOfMemoryError":  # torch.cuda.OutOfMemoryError (and friends)
+        return True
+    text = str(error).lower()
+    return isinstance(error, RuntimeError) and ("out of memory" in text or "can't allocate memory" in text)
+
+
+class WorkerServer:
+    def __init__(self, proto_out, proto_in, pipeline_factory):
+        self._out = proto_out
+        self._in = proto_in
+        self._out_lock = threading.RLock()  # _stop() may send while a failed send holds it
+        self._state_lock = threading.Lock()
+        self._jobs: queue.Queue = queue.Queue()
+        self._queued: set[str] = set()  # generate ids waiting to run
+        self._cancelled: set[str] = set()
+        self._current: str | None = None
+        self._stopping = False
+        self.pipeline = None
+        self.startup_error = None
+        try:
+            self.pipeline = pipeline_factory()
+        except Exception as e:  # answered to every hello/generate, so the client sees why
+            self.startup_error = e
+            log(f"pipeline unavailable: {e}")
+
+    # ---- output -------------------------------------------------------------------------------
+    def send(self, message: dict) -> None:
+        data = encode(message)
+        with self._out_lock:
+            try:
+                self._out.write(data)
+                self._out.flush()
+            except (OSError, ValueError):  # the client is gone: stop, nobody is listening
+                self._stop(reason="stdout closed")
+
+    def send_error(self, request_id, message: str, kind: str) -> None:
+        self.send({"id": request_id, "type": "error", "message": one_line(message), "kind": kind})
+
+    # ---- reader thread ------------------------------------------------------------------------
+    def read_requests(self) -> None:
+        while True:
+            line = self._in.readline(MAX_LINE_BYTES)
+            if not line:
+                self._stop(reason="stdin closed")
+                return
+            if not line.endswith(b"\n") and len(line) >= MAX_LINE_BYTES:
+                while line and not line.endswith(b"\n"):  # drop the rest of the oversized line
+                    line = self._in.readline(MAX_LINE_BYTES)
+                self.send_error(None, f"message longer than {MAX_LINE_BYTES} bytes", "bad_request")
+                continue
+            if not line.strip():
+                continue
+            try:
+                message = decode(line, REQUEST_TYPES)
+                if self.handle(message) == "shutdown":
+                    return
+            except ProtocolError as e:
+                self.send_error(e.request_id, str(e), e.kind)
+
+    def handle(self, message: dict):
+        kind, request_id = message["type"], message.get("id")
+        if kind == "hello":
+            self.send(self.hello(request_id))
+        elif kind == "generate":
+            fields = validate_generate(message)
+            with self._state_lock:
+                if request_id in self._queued or request_id == self._current:
+                    raise ProtocolError(f"job id {request_id!r} is already in use", request_id=request_id)
+                if self._stopping:
+                    raise ProtocolError(
+                        "the worker is shutting down", kind="shutting_down", request_id=request_id
+                    )
+                self._queued.add(request_id)
+            self._jobs.put((request_id, fields))
+        elif kind == "cancel":
+            target = message.get("target")
+            if not isinstance(target, str) or not target:
+                raise ProtocolError(
+                    "cancel needs a target job id", kind="missing_field", request_id=request_id
+                )
+            found = self.cancel(target)
+            self.send({"id": request_id, "type": "ack", "of": "cancel", "target": target, "found": found})
+        elif kind == "shutdown":
+            self.send({"id": request_id, "type": "ack", "of": "shutdown"})
+            self._stop(reason="shutdown requested")
+            return "shutdown"
+        return None
+
+    def hello(self, request_id) -> dict:
+        import torch
+
+        reply = {
+            "id": request_id,
+            "type": "hello",
+            "protocol": PROTOCOL_VERSION,
+            "version": _package_version(),
+            "torch": torch.__version__,
+            "python": platform.python_version(),
+            "executable": sys.executable,
+            "pid": os.getpid(),
+            "package_path": str(Path(__file__).resolve().parents[1]),
+        }
+        if self.pipeline is None:
+            error = self.startup_error
+            return {
+                "id": request_id,
+                "type": "error",
+                "message": one_line(f"the worker cannot run: {error}"),
+                "kind": getattr(error, "kind", "startup"),
+            }
+        reply["device"] = self.pipeline.device
+        reply["load_count"] = self.pipeline.load_count
+        try:
+            reply["weights"] = self.pipeline.weights_info()
+        except Exception as e:  # report, don't die: generate will give the full error
+            reply["weights"] = None
+            reply["weights_error"] = one_line(e)
+        return reply
+
+    def cancel(self, target: str) -> bool:
+        with self._state_lock:
+            if target == self._current:
+                self._cancelled.add(target)
+                return True
+            if target in self._queued:
+                self._queued.discard(target)
+                self._cancelled.add(target)
+                queued = True
+            else:
+                return False
+        if queued:  # never started: answer now rather than after the running job
+            self.send_error(target, "cancelled before it started", "cancelled")
+        return True
+
+    def _stop(self, reason: str) -> None:
+        with self._state_lock:
+            if self._stopping:
+                return
+            self._stopping = True
+            log(f"stopping: {reason}")
+            if self._current is not None:
+                self._cancelled.add(self._current)
+            waiting, self._queued = self._queued, set()
+            self._cancelled.update(waiting)
+        self._jobs.put(None)
+        for job_id in sorted(waiting):  # queued jobs never start: tell the client
+            self.send_error(job_id, "cancelled: the worker is shutting down", "cancelled")
+
+    # ---- main thread: jobs --------------------------------------------------------------------
+    def run_jobs(self) -> None:
+        while True:
+            item = self._jobs.get()
+            if item is None:
+                return
+            job_id, fields = item
+            with self._state_lock:
+                if job_id not in self._queued:  # cancelled while queued (already answered)
+                    continue
+                self._queued.discard(job_id)
+                self._current = job_id
+            try:
+                self.run_job(job_id, fields)
+            finally:
+                with self._state_lock:
+                    self._current = None
+                    self._cancelled.discard(job_id)
+
+    def run_job(self, job_id: str, fields: dict) -> None:
+        """Run one job and send its one final reply, after its staging folder is gone."""
+        started = time.perf_counter()
+        out_dir = Path(fields.pop("out_dir"))
+        staging = None
+        try:
+            staging = make_staging_dir(out_dir)
+            reply = self._generate(job_id, fields, staging, out_dir)
+            reply["timings"]["worker_job_s"] = time.perf_counter() - started
+            log(f"job {job_id} done in {reply['timings']['worker_job_s']:.2f} s")
+        except Exception as e:
+            reply = self._error_reply(job_id, e)
+        finally:
+            if staging is not None:
+                shutil.rmtree(staging, ignore_errors=True)
+        self.send(reply)
+
+    def _generate(self, job_id: str, fields: dict, staging: Path, out_dir: Path) -> dict:
+        from ..core.errors import CancelledError
+        from ..core.pipeline import generate
+
+        if self.pipeline is None:
+            raise self.startup_error
+        last = {"stage": None, "fraction": -1.0}
+
+        def progress(stage: str, fraction: float) -> None:
+            if job_id in self._cancelled:
+                raise CancelledError("cancelled")
+            fraction = max(0.0, min(1.0, float(fraction)))
+            # Forward stage changes, completions and steps of >= 1%: enough for a progress bar,
+            # without flooding the pipe from a tight loop.
+            if (
+                stage != last["stage"]
+                or fraction - last["fraction"] >= 0.01
+                or (fraction >= 1.0 > last["fraction"])
+            ):
+                last["stage"], last["fraction"] = stage, fraction
+                self.send({"id": job_id, "type": "progress", "stage": stage, "fraction": round(fraction, 4)})
+
+        report = generate(self.pipeline, out_dir=staging, progress=progress, **fields)
+        if job_id in self._cancelled:  # the cancel arrived after the last progress call
+            raise CancelledError("cancelled")
+        return {
+            "id": job_id,
+            "type": "result",
+            "outputs": publish(staging, out_dir, report.get("outputs", {})),
+            "timings": dict(report.get("timings", {})),
+            "meta": report.get("meta", {}),
+            "load_count": self.pipeline.load_count,
+        }
+
+    def _error_reply(self, job_id: str, error: Exception) -> dict:
+        from ..core.errors import HumantexError
+
+        if isinstance(error, HumantexError):
+            message, kind = str(error), error.kind
+            log(f"job {job_id} ended ({kind}): {message}")
+        elif is_out_of_memory(error):
+            free_memory()
+            message = "out of memory: try a smaller output size, close other GPU programs, or use device cpu"
+            kind = "out_of_memory"
+            log(f"job {job_id}: {error}")
+        else:
+            tb = "".join(traceback.format_exception(type(error), error, error.__traceback__))
+            log(f"job {job_id} crashed:\n{tb}")
+            message, kind = f"internal error: {type(error).__name__}: {error}", "internal"
+        return {"id": job_id, "type": "error", "message": one_line(message), "kind": kind}
+
+
+STAGING_PREFIX = ".humantex-job-"
+
+
+def make_staging_dir(out_dir: Path) -> Path:
+    """A hidden folder inside out_dir (same filesystem, so publishing is a rename). Also removes
+    staging folders left behind by workers that were killed (their pid is gone)."""
+    from ..core.errors import InputError
+
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for stale in out_dir.glob(STAGING_PREFIX + "*"):
+            pid = stale.name[len(STAGING_PREFIX) :].split("-")[0]
+            if pid.isdigit() and not pid_alive(int(pid)):
+                shutil.rmtree(stale, ignore_errors=True)
+        return Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{os.getpid()}-", dir=out_dir))
+    except OSError as e:
+        raise InputError(
+            f"cannot write to output folder {out_dir}: {e.strerror or e}", kind="bad_output"
+        ) from None
+
+
+def pid_alive(pid: int) -> bool:
+    if os.name != "posix":  # os.kill(pid, 0) would terminate the process on Windows
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def publish(staging: Path, out_dir: Path, outputs: dict) -> dict:
+    """Move every staged file into out_dir (meta.json last, so its presence means the set is
+    complete) and return the outputs with their final paths."""
+    files = sorted(
+        (p for p in staging.rglob("*") if p.is_file()), key=lambda p: (p.name == "meta.json", str(p))
+    )
+    for path in files:
+        target = out_dir / path.relative_to(staging)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(path, target)
+    published = {}
+    for name, path in outputs.items():
+        path = Path(path)
+        try:
+            published[name] = str(out_dir / path.resolve().relative_to(staging.resolve()))
+        except ValueError:  # written outside the staging folder: report as is
+            published[name] = str(path)
+    return published
+
+
+def free_memory() -> None:
+    gc.collect()
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    except Exception as e:  # freeing is best effort; the error reply matters more
+        log(f"could not empty the CUDA cache: {e}")
+
+
+def _package_version() -> str:
+    from .. import __version__
+
+    return __version__
+
+
+def _take_stdout():
+    """Keep the real stdout for protocol messages; send everything else written to fd 1 to stderr."""
+    sys.stdout.flush()
+    proto_fd = os.dup(1)
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    return os.fdopen(proto_fd, "wb", buffering=0)
+
+
+def _check_environment() -> int:
+    """EXIT_OK, or print one fatal line and return a distinct exit code for the client."""
+    try:
+        import torch
+    except ImportError as e:
+        return fatal(
+            f"torch is not installed in this Python ({sys.executable}): {INSTALL_HINT} [{e}]", EXIT_NO_TORCH
+        )
+    version = tuple(int(p) for p in torch.__version__.split("+")[0].split(".")[:2] if p.isdigit())
+    if version < MIN_TORCH:
+        return fatal(
+            f"torch {torch.__version__} in {sys.executable} is too old (needs {MIN_TORCH[0]}.{MIN_TORCH[1]}+): "
+            f"{INSTALL_HINT}",
+            EXIT_NO_TORCH,
+        )
+    try:
+        from ..core import pipeline  # noqa: F401  (numpy, safetensors, pillow, ... come with it)
+    except ImportError as e:
+        return fatal(f"cannot import {e.name or e} in {sys.executable}: {INSTALL_HINT}", EXIT_IMPORT_FAILED)
+    return EXIT_OK
+
+
+def serve(device: str = "auto", weights_dir: str | None = None) -> int:
+    proto_out = _take_stdout()
+    started = time.perf_counter()
+    code = _check_environment()
+    if code != EXIT_OK:
+        return code
+    from ..core.pipeline import Pipeline
+
+    server = WorkerServer(
+        proto_out, sys.stdin.buffer, lambda: Pipeline(weights_dir=weights_dir, device=device)
+    )
+    log(f"ready in {time.perf_counter() - started:.2f} s (pid {os.getpid()}, python {sys.executable})")
+    reader = threading.Thread(target=server.read_requests, name="humantex-reader", daemon=True)
+    reader.start()
+    try:
+        server.run_jobs()
+    except KeyboardInterrupt:
+        log("interrupted")
+        return 130
+    return EXIT_OK
+
+
+# ---- `humantex worker` and `python -m blender_humantex.worker` ---------------------------------
+def add_cli_arguments(name, parser) -> None:
+    parser.add_argument("--device", default="auto", help="auto | cpu | cuda (auto picks cuda when available)")
+    parser.add_argument(
+        "--weights", default=None, metavar="DIR", help="folder with sampler/refiner/lazova.safetensors"
+    )
+
+
+def run_cli(name, args) -> int:
+    return serve(device=args.device, weights_dir=args.weights)
+
+
+def main(argv=None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="python -m blender_humantex.worker", description="serve JSON-lines requests on stdin/stdout"
+    )
+    add_cli_arguments("worker", parser)
+    args = parser.parse_args(argv)
+    return run_cli("worker", args)
