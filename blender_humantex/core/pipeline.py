@@ -1,0 +1,506 @@
+"""Inference: partial texture + visibility -> T_sample, T_refine, M, T_final (and the CLI that runs it).
+
+    pipeline = Pipeline()                       # weights from blender_humantex/weights, device auto
+    layers = pipeline.complete(partial, visibility, size=1024)
+    report = generate(pipeline, photo="im.jpg", iuv="IUV.png", out_dir="out/")
+
+The networks run at their own net_size (sampler 128², refiner 256²). For any output size up to 4096
+the predicted sampling grid is upsampled and applied to the *full-resolution* partial texture, so
+T_sample keeps the photo's detail; T_refine and M are upsampled (they are smooth).
+
+Method "lazova" runs the direct-prediction baseline instead. Its layers are reported through the
+same blend equation with M = 0: final = refine = the baseline's texture, sample = the partial.
+
+torch is imported inside functions, so `humantex complete --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .errors import DependencyError, HumantexError, InputError, WeightsError
+
+DEFAULT_WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
+WEIGHT_FILES = {"sampler": "sampler.safetensors", "refiner": "refiner.safetensors", "lazova": "lazova.safetensors"}
+METHODS = {"full": ("sampler", "refiner"), "lazova": ("lazova",)}
+MIN_SIZE, MAX_SIZE = 64, 4096
+LAYER_NAMES = ("final", "mask", "sample", "refine", "partial", "visibility")
+OUTPUT_FILES = {name: f"{name}.png" for name in LAYER_NAMES} | {"meta": "meta.json", "sheet": "sheet.png"}
+BATCH_CHUNK = 4  # textures per forward pass in complete_batch; bounds memory at large sizes
+# A visibility value this small is "unseen": PNG masks are 8-bit, so anything under half a step.
+VISIBLE_EPS = 0.5 / 255
+
+
+def resolve_device(device: str = "auto") -> str:
+    """"auto" -> cuda:0, then mps, then cpu; an explicit device must exist here."""
+    import torch
+
+    device = (device or "auto").strip().lower()
+    if device == "auto":
+        if torch.cuda.is_available():
+            return "cuda:0"
+        mps = getattr(torch.backends, "mps", None)
+        if mps is not None and mps.is_available():
+            return "mps"
+        return "cpu"
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, ValueError):
+        raise InputError(f"unknown device {device!r} (use auto, cpu, cuda, cuda:N or mps)", kind="bad_device") from None
+    if resolved.type == "cuda":
+        if not torch.cuda.is_available():
+            raise DependencyError(f"device {device!r} requested, but this torch has no usable CUDA GPU")
+        index = resolved.index or 0
+        if index >= torch.cuda.device_count():
+            raise InputError(f"device {device!r}: only {torch.cuda.device_count()} CUDA GPU(s) here", kind="bad_device")
+        return f"cuda:{index}"
+    if resolved.type == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        if mps is None or not mps.is_available():
+            raise DependencyError(f"device {device!r} requested, but this torch has no usable MPS (Apple GPU)")
+        return "mps"
+    if resolved.type == "cpu":
+        return "cpu"
+    raise InputError(f"unsupported device {device!r} (use auto, cpu, cuda, cuda:N or mps)", kind="bad_device")
+
+
+def check_size(size) -> int:
+    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or not MIN_SIZE <= int(size) <= MAX_SIZE:
+        raise InputError(f"output size must be an integer in {MIN_SIZE}..{MAX_SIZE}, got {size!r}", kind="bad_size")
+    return int(size)
+
+
+def check_method(method) -> str:
+    if method not in METHODS:
+        raise InputError(f"unknown method {method!r}: use one of {', '.join(METHODS)}", kind="bad_method")
+    return method
+
+
+def check_inputs(partial_texture, visibility, label: str = "") -> tuple[np.ndarray, np.ndarray]:
+    """Validate one partial texture (H×W×3) and visibility (H×W, 1 = observed); float32 copies out."""
+    where = f" ({label})" if label else ""
+    partial = np.asarray(partial_texture)
+    vis = np.asarray(visibility)
+    if vis.ndim == 3 and vis.shape[2] == 1:
+        vis = vis[..., 0]
+    if partial.ndim != 3 or partial.shape[2] != 3:
+        raise InputError(f"partial texture must be H×W×3 (RGB), got shape {partial.shape}{where}", kind="bad_shape")
+    if vis.ndim != 2:
+        raise InputError(f"visibility must be an H×W grey mask, got shape {vis.shape}{where}", kind="bad_shape")
+    if partial.shape[:2] != vis.shape:
+        raise InputError(
+            f"partial texture is {partial.shape[1]}×{partial.shape[0]} but visibility is {vis.shape[1]}×{vis.shape[0]}"
+            f"{where}: they must be the same size",
+            kind="size_mismatch",
+        )
+    if partial.shape[0] != partial.shape[1]:
+        raise InputError(
+            f"textures in the SMPL UV layout are square, got {partial.shape[1]}×{partial.shape[0]}{where}",
+            kind="not_square",
+        )
+    if not MIN_SIZE // 4 <= partial.shape[0] <= MAX_SIZE:
+        raise InputError(
+            f"partial texture is {partial.shape[0]}², outside {MIN_SIZE // 4}..{MAX_SIZE}{where}", kind="bad_size"
+        )
+    if partial.dtype == np.uint8:
+        partial = partial.astype(np.float32) / 255
+    if vis.dtype == np.uint8:
+        vis = vis.astype(np.float32) / 255
+    partial = partial.astype(np.float32, copy=False)
+    vis = vis.astype(np.float32, copy=False)
+    if not (np.isfinite(partial).all() and np.isfinite(vis).all()):
+        raise InputError(f"partial texture or visibility contains NaN or infinity{where}", kind="bad_values")
+    vis = np.clip(vis, 0.0, 1.0)
+    if vis.max() < VISIBLE_EPS:
+        raise InputError(
+            f"the visibility mask is empty: no texel was observed, so there is nothing to complete from{where}",
+            kind="empty_visibility",
+        )
+    if vis.min() > 1 - VISIBLE_EPS:
+        raise InputError(
+            "the visibility mask is all ones: it marks every texel as observed, so there is nothing to fill"
+            f" (a partial texture's mask is white only where the photo saw the body){where}",
+            kind="full_visibility",
+        )
+    # Unseen texels are 0 by contract; enforce it so stray colour under vis=0 cannot leak in.
+    partial = np.clip(partial, 0.0, 1.0) * (vis[..., None] >= VISIBLE_EPS)
+    return partial, vis
+
+
+class Pipeline:
+    """Loads the networks once and completes textures; safe to keep alive for many jobs (the worker does)."""
+
+    def __init__(self, weights_dir=None, device="auto"):
+        self.weights_dir = Path(weights_dir).expanduser().resolve() if weights_dir else DEFAULT_WEIGHTS_DIR
+        self.device = resolve_device(device)
+        self.load_count = 0
+        self._models: dict = {}
+        self._weights: dict = {}  # kind -> {"id", "file", ...} of the loaded file
+
+    # -------------------------------------------------------------- weights
+
+    def weights_path(self, kind: str) -> Path:
+        return self.weights_dir / WEIGHT_FILES[kind]
+
+    def load(self, method: str = "full") -> None:
+        """Load the networks `method` needs (once; later calls reuse them)."""
+        from .models import load_model, weights_id
+
+        for kind in METHODS[check_method(method)]:
+            if kind in self._models:
+                continue
+            path = self.weights_path(kind)
+            if not path.is_file():
+                raise WeightsError(
+                    f"no trained {kind} weights are installed: {path} does not exist. Train them with"
+                    f" `humantex train {kind}` (see weights/MODEL_CARD.md) or point --weights (add-on:"
+                    " Preferences > Weights folder) at a folder holding "
+                    + ", ".join(WEIGHT_FILES[k] for k in METHODS[method])
+                )
+            model = load_model(path, kind=kind, device=self.device)
+            self.load_count += 1
+            self._models[kind] = model
+            meta = model.metadata
+            self._weights[kind] = {
+                "id": weights_id(path),
+                "file": str(path),
+                "data": meta.get("data", ""),
+                "command": meta.get("command", ""),
+                "created": meta.get("created", ""),
+                "config": json.loads(meta["config"]),
+            }
+
+    def weights_info(self) -> dict:
+        """Plain data about the weights: loaded ones in full, others as present/missing (never raises)."""
+        info = {"dir": str(self.weights_dir)}
+        for kind, name in WEIGHT_FILES.items():
+            if kind in self._weights:
+                info[kind] = {k: v for k, v in self._weights[kind].items() if k != "config"} | {"loaded": True}
+                continue
+            path = self.weights_dir / name
+            entry = {"file": str(path), "loaded": False}
+            if path.is_file():
+                try:
+                    from .models import weights_id
+
+                    entry["id"] = weights_id(path)
+                except HumantexError as e:
+                    entry["error"] = str(e)
+            else:
+                entry["missing"] = True
+            info[kind] = entry
+        return info
+
+    # -------------------------------------------------------------- inference
+
+    def complete(self, partial_texture, visibility, size=None, method="full", progress=None) -> dict:
+        """One texture: returns {final, mask, sample, refine, partial, visibility} float32 arrays at `size`."""
+        results, _ = self.run([partial_texture], [visibility], size=size, method=method, progress=progress)
+        return results[0]
+
+    def complete_batch(self, partial_textures, visibilities, size=None, method="full", progress=None) -> list[dict]:
+        """Many textures, run through the networks BATCH_CHUNK at a time (same-size groups)."""
+        results, _ = self.run(partial_textures, visibilities, size=size, method=method, progress=progress)
+        return results
+
+    def run(self, partial_textures, visibilities, size=None, method="full", progress=None):
+        """complete_batch, plus {"sample": s, "refine": s} timings. Progress stages: sample, refine."""
+        import torch
+
+        check_method(method)
+        if size is not None:
+            size = check_size(size)
+        if len(partial_textures) != len(visibilities):
+            raise InputError(
+                f"{len(partial_textures)} partial textures but {len(visibilities)} visibility masks", kind="bad_batch"
+            )
+        if not partial_textures:
+            return [], {"sample": 0.0, "refine": 0.0}
+        inputs = [
+            check_inputs(p, v, label=f"texture {i}" if len(partial_textures) > 1 else "")
+            for i, (p, v) in enumerate(zip(partial_textures, visibilities, strict=True))
+        ]
+        self.load(method)
+        report = progress or (lambda stage, fraction: None)
+        timings = {"sample": 0.0, "refine": 0.0}
+        results: list = [None] * len(inputs)
+        # Group by output size so a batch is one tensor; chunk to bound memory.
+        groups: dict[int, list[int]] = {}
+        for i, (partial, _) in enumerate(inputs):
+            groups.setdefault(size or partial.shape[0], []).append(i)
+        chunks = [
+            (out_size, indices[k : k + BATCH_CHUNK])
+            for out_size, indices in groups.items()
+            for k in range(0, len(indices), BATCH_CHUNK)
+        ]
+        with torch.inference_mode():
+            for n, (out_size, indices) in enumerate(chunks):
+                layers = self._run_chunk([inputs[i] for i in indices], out_size, method, report, n, len(chunks), timings)
+                for i, result in zip(indices, layers, strict=True):
+                    results[i] = result
+        return results, timings
+
+    def _autocast(self):
+        import contextlib
+
+        import torch
+
+        if self.device.startswith("cuda"):
+            return torch.autocast("cuda", dtype=torch.float16)
+        return contextlib.nullcontext()
+
+    def _sync(self):
+        import torch
+
+        if self.device.startswith("cuda"):
+            torch.cuda.synchronize()
+
+    def _run_chunk(self, inputs, out_size, method, report, chunk, n_chunks, timings) -> list[dict]:
+        import torch
+
+        from .models.networks import resize_partial
+
+        def fraction(done: float) -> float:
+            return (chunk + done) / n_chunks
+
+        started = time.perf_counter()
+        report("sample", fraction(0.0))
+        partial = torch.from_numpy(np.stack([p for p, _ in inputs])).permute(0, 3, 1, 2).to(self.device)
+        visibility = torch.from_numpy(np.stack([v for _, v in inputs]))[:, None].to(self.device)
+        partial, visibility = resize_partial(partial, visibility, (out_size, out_size))
+        if method == "full":
+            with self._autocast():
+                t_sample = self._models["sampler"](partial, visibility).t_sample
+            self._sync()
+            report("sample", fraction(1.0))
+            timings["sample"] += time.perf_counter() - started
+            started = time.perf_counter()
+            report("refine", fraction(0.0))
+            with self._autocast():
+                t_final, t_refine, blend_mask = self._models["refiner"](t_sample, visibility)
+        else:
+            # The baseline predicts the texture directly: no sampling stage.
+            report("sample", fraction(1.0))
+            report("refine", fraction(0.0))
+            with self._autocast():
+                t_refine = self._models["lazova"](partial, visibility)
+            t_sample, t_final = partial, t_refine
+            blend_mask = torch.zeros_like(visibility)
+        self._sync()
+        layers = {
+            "final": t_final,
+            "mask": blend_mask[:, 0],
+            "sample": t_sample,
+            "refine": t_refine,
+            "partial": partial,
+            "visibility": visibility[:, 0],
+        }
+        out = [{} for _ in inputs]
+        for name, tensor in layers.items():
+            array = tensor.float().clamp_(0, 1)
+            if array.ndim == 4:
+                array = array.permute(0, 2, 3, 1)
+            array = array.cpu().numpy()
+            for i in range(len(inputs)):
+                out[i][name] = np.ascontiguousarray(array[i])
+        timings["refine"] += time.perf_counter() - started
+        report("refine", fraction(1.0))
+        return out
+
+
+# ---------------------------------------------------------------------------- generate: files in, files out
+
+
+def _read_partial_pair(partial, visibility, max_pixels):
+    from .imageio import DEFAULT_MAX_PIXELS, read_gray, read_rgb
+
+    limit = max_pixels or DEFAULT_MAX_PIXELS
+    return read_rgb(partial, max_pixels=limit, exif_transpose=False), read_gray(visibility, max_pixels=limit), {}
+
+
+def _unwrap(photo, iuv, inds, person, iuv_order, size, max_pixels, progress):
+    try:
+        from .unwrap import unwrap_files
+    except ImportError as e:
+        raise DependencyError(f"photo unwrapping is not available in this version ({e})") from None
+    kwargs = {"inds": inds, "person": person, "size": size, "progress": progress}
+    if iuv_order is not None:
+        kwargs["iuv_order"] = iuv_order
+    if max_pixels is not None:
+        kwargs["max_pixels"] = max_pixels
+    result = unwrap_files(photo, iuv, **kwargs)
+    return result.partial, result.visibility, dict(result.meta or {})
+
+
+def generate(
+    pipeline: Pipeline,
+    *,
+    out_dir,
+    photo=None,
+    iuv=None,
+    inds=None,
+    person=None,
+    iuv_order=None,
+    partial=None,
+    visibility=None,
+    size=1024,
+    method="full",
+    progress=None,
+    max_pixels=None,
+) -> dict:
+    """Photo + IUV (or partial + visibility PNGs) -> all layers, meta.json and sheet.png in out_dir.
+
+    Progress stages, in order: load, unwrap, sample, refine, write. `progress` may raise
+    CancelledError to stop; nothing is written before the write stage.
+    """
+    from . import imageio
+    from .sheet import contact_sheet
+
+    report = progress or (lambda stage, fraction: None)
+    size = check_size(size) if size is not None else None
+    check_method(method)
+    if (photo is None) == (partial is None) or (photo is None) != (iuv is None) or (partial is None) != (visibility is None):
+        raise InputError("generate needs either photo + iuv, or partial + visibility", kind="missing_input")
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise InputError(f"output path {out_dir} exists and is not a folder", kind="bad_output")
+    timings = {}
+
+    started = time.perf_counter()
+    report("load", 0.0)
+    pipeline.load(method)
+    report("load", 1.0)
+    timings["load"] = time.perf_counter() - started
+
+    started = time.perf_counter()
+    report("unwrap", 0.0)
+    if photo is not None:
+        partial_texture, vis, unwrap_meta = _unwrap(
+            photo, iuv, inds, person, iuv_order, size or 1024, max_pixels,
+            lambda fraction: report("unwrap", fraction),
+        )
+    else:
+        partial_texture, vis, unwrap_meta = _read_partial_pair(partial, visibility, max_pixels)
+    report("unwrap", 1.0)
+    timings["unwrap"] = time.perf_counter() - started
+
+    results, run_timings = pipeline.run([partial_texture], [vis], size=size, method=method, progress=report)
+    layers = results[0]
+    timings.update(run_timings)
+
+    started = time.perf_counter()
+    report("write", 0.0)
+    out_size = layers["final"].shape[0]
+    meta = {
+        "version": _version(),
+        "method": method,
+        "size": out_size,
+        "input_size": int(np.asarray(partial_texture).shape[0]),
+        "device": pipeline.device,
+        "uv_layout": _layout_id(),
+        "weights": {kind: {k: v for k, v in pipeline._weights[kind].items() if k != "config"} for kind in METHODS[method]},
+        "inputs": {
+            k: str(Path(v).resolve())
+            for k, v in {"photo": photo, "iuv": iuv, "inds": inds, "partial": partial, "visibility": visibility}.items()
+            if v is not None
+        },
+        "visible_fraction": float((layers["visibility"] > VISIBLE_EPS).mean()),
+    }
+    if person is not None:
+        meta["person"] = person
+    if unwrap_meta:
+        meta["unwrap"] = _plain(unwrap_meta)
+    if method == "lazova":
+        meta["note"] = "baseline (Lazova et al. 2019 style): final = refine = direct prediction, mask = 0, sample = partial"
+    outputs = {}
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for k, name in enumerate(LAYER_NAMES):
+            outputs[name] = imageio.write_png(out_dir / OUTPUT_FILES[name], layers[name])
+            report("write", (k + 1) / (len(LAYER_NAMES) + 2))
+        photo_image = None
+        if photo is not None:
+            try:
+                photo_image = imageio.read_rgb(photo, max_pixels=max_pixels or imageio.DEFAULT_MAX_PIXELS)
+            except InputError:
+                photo_image = None  # the unwrap read it already; a sheet without it is still useful
+        outputs["sheet"] = imageio.write_png(out_dir / OUTPUT_FILES["sheet"], contact_sheet(layers, photo=photo_image))
+        timings["write"] = time.perf_counter() - started
+        meta["timings"] = {k: round(v, 4) for k, v in timings.items()}
+        outputs["meta"] = imageio.write_json(out_dir / OUTPUT_FILES["meta"], meta)
+    except OSError as e:
+        raise HumantexError(f"cannot write to output folder {out_dir}: {e.strerror or e}", kind="bad_output") from None
+    report("write", 1.0)
+    return {"outputs": {k: str(Path(v).resolve()) for k, v in outputs.items()}, "timings": meta["timings"], "meta": meta}
+
+
+def _version() -> str:
+    from blender_humantex import __version__
+
+    return __version__
+
+
+def _layout_id() -> str:
+    from .models.weights import current_layout_id
+
+    return current_layout_id()
+
+
+def _plain(value):
+    """JSON-safe copy of unwrap metadata (numpy scalars and arrays become Python values)."""
+    return json.loads(json.dumps(value, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o)))
+
+
+# ---------------------------------------------------------------------------- CLI
+
+
+def add_cli_arguments(name: str, parser) -> None:
+    if name == "complete":
+        parser.add_argument("--partial", required=True, help="partial texture PNG (SMPL UV, unseen texels black)")
+        parser.add_argument("--visibility", required=True, help="visibility mask PNG (white = observed)")
+        size_default, size_help = None, "default: the input's size"
+    else:
+        from .unwrap import add_unwrap_arguments  # --photo, --iuv, --inds, --person, ... as `humantex unwrap`
+
+        add_unwrap_arguments(parser)
+        size_default, size_help = 1024, "default: 1024"
+    # Flags the unwrap may already define (same meaning) are added only once.
+    present = {flag for action in parser._actions for flag in action.option_strings}
+    optional = [
+        ("--size", {"type": int, "default": size_default, "help": f"output size {MIN_SIZE}..{MAX_SIZE} ({size_help})"}),
+        ("--max-pixels", {"type": int, "default": None, "help": "largest input image accepted, in pixels"}),
+        ("--out", {"required": True, "help": "output folder"}),
+    ]
+    for flag, options in optional:
+        if flag not in present:
+            parser.add_argument(flag, **options)
+    parser.add_argument("--method", choices=sorted(METHODS), default="full", help="full (sampler + refiner) or lazova (baseline)")
+    parser.add_argument("--weights", default=None, help=f"weights folder (default: {DEFAULT_WEIGHTS_DIR})")
+    parser.add_argument("--device", default="auto", help="auto (cuda, mps, cpu), cpu, cuda, cuda:N or mps")
+    parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
+
+
+def run_cli(name: str, args) -> int:
+    from .cli import StderrProgress
+
+    pipeline = Pipeline(weights_dir=args.weights, device=args.device)
+    progress = StderrProgress(quiet=args.quiet)
+    if name == "complete":
+        report = generate(
+            pipeline, out_dir=args.out, partial=args.partial, visibility=args.visibility, size=args.size,
+            method=args.method, progress=progress, max_pixels=args.max_pixels,
+        )
+    else:
+        report = generate(
+            pipeline, out_dir=args.out, photo=args.photo, iuv=args.iuv, inds=getattr(args, "inds", None),
+            person=getattr(args, "person", None), iuv_order=getattr(args, "iuv_order", None), size=args.size,
+            method=args.method, progress=progress, max_pixels=args.max_pixels,
+        )
+    timings = ", ".join(f"{k} {v:.2f}s" for k, v in report["timings"].items())
+    print(f"wrote {len(report['outputs'])} files to {os.path.abspath(args.out)} ({timings})")
+    return 0
