@@ -1,0 +1,333 @@
+"""The worker and its client, for real: real worker subprocesses, real DensePose files, real pipes.
+
+The networks' weights here are small random-weight safetensors files written on the fly (see the
+`weights_dir` fixture): these tests check the process boundary, not texture quality.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from blender_humantex.worker import protocol
+from blender_humantex.worker.client import WorkerClient, WorkerError, get_client, package_root
+
+STAGES = list(protocol.STAGES)
+SIZE = 256
+
+
+@pytest.fixture(scope="module")
+def weights_dir(tmp_path_factory) -> Path:
+    """Random-weight (untrained) sampler/refiner/lazova files in small configs, made for these
+    tests only: the worker must load them through the real weights loader like shipped ones."""
+    from blender_humantex.core.models.config import ModelConfig
+    from blender_humantex.core.models.networks import build_model
+    from blender_humantex.core.models.weights import save_model
+
+    folder = tmp_path_factory.mktemp("weights")
+    for kind in ("sampler", "refiner", "lazova"):
+        config = ModelConfig(kind=kind, ngf=8, n_down=2, n_res=1, net_size=64)
+        save_model(
+            build_model(config), folder / f"{kind}.safetensors", data="random init (test)", command="test"
+        )
+    return folder
+
+
+@pytest.fixture(scope="module")
+def client(weights_dir, tmp_path_factory):
+    log = tmp_path_factory.mktemp("log") / "worker.log"
+    worker = WorkerClient(sys.executable, device="cpu", weights_dir=weights_dir, log_path=log)
+    yield worker
+    worker.close()
+    assert not worker.alive
+
+
+@pytest.fixture(scope="module")
+def photo_job(samples) -> dict:
+    folder = samples / "densepose_pr99"
+    return {"photo": folder / "im.jpg", "iuv": folder / "IUV.png", "inds": folder / "INDS.png", "size": SIZE}
+
+
+def read_png(path) -> np.ndarray:
+    from PIL import Image
+
+    with Image.open(path) as img:
+        return np.asarray(img)
+
+
+def spawn_raw_worker(weights_dir) -> subprocess.Popen:
+    """The server on its own, without the client, for requests the client would never send."""
+    env = dict(os.environ, PYTHONPATH=package_root())
+    return subprocess.Popen(
+        [sys.executable, "-m", "blender_humantex.worker", "--device", "cpu", "--weights", str(weights_dir)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )
+
+
+def ask(proc: subprocess.Popen, line: str) -> dict:
+    proc.stdin.write(line.encode() + b"\n")
+    proc.stdin.flush()
+    return json.loads(proc.stdout.readline())
+
+
+def first_progress(job, timeout=60.0) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for event in job.poll():
+            if event["type"] == "progress":
+                return event
+            pytest.fail(f"job ended before any progress: {event}")
+        time.sleep(0.002)
+    pytest.fail("no progress event")
+
+
+# ---- round trips --------------------------------------------------------------------------------
+def test_hello_reports_versions_device_and_weights(client, weights_dir):
+    hello = client.start()
+    assert hello["protocol"] == protocol.PROTOCOL_VERSION
+    from blender_humantex import __version__
+
+    assert hello["version"] == __version__
+    assert hello["torch"].startswith("2.")
+    assert hello["device"] == "cpu"
+    assert hello["pid"] != os.getpid()
+    assert Path(hello["package_path"]).resolve() == (Path(package_root()) / "blender_humantex").resolve()
+    assert isinstance(hello["load_count"], int)
+    assert hello["weights"]
+    assert client.start() is hello  # handshake once, then cached
+
+
+def test_generate_round_trip_with_ordered_progress(client, photo_job, tmp_path):
+    events = []
+    result = client.run(
+        progress=lambda stage, fraction: events.append((stage, fraction)), out_dir=tmp_path, **photo_job
+    )
+
+    final = read_png(result["outputs"]["final"])
+    assert final.shape == (SIZE, SIZE, 3)
+    for path in result["outputs"].values():
+        assert Path(path).parent == tmp_path and Path(path).is_file()
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")], "staging folder left behind"
+    assert all(isinstance(v, (int, float)) for v in result["timings"].values())
+    json.dumps(result)  # plain data only
+
+    # Progress: stages in pipeline order, each stage's fraction never going back.
+    stages = [stage for stage, _ in events]
+    assert set(stages) <= set(STAGES)
+    order = [STAGES.index(s) for s in stages]
+    assert order == sorted(order), stages
+    assert {"unwrap", "refine", "write"} <= set(stages)
+    for stage in set(stages):
+        fractions = [f for s, f in events if s == stage]
+        assert fractions == sorted(fractions) and all(0.0 <= f <= 1.0 for f in fractions)
+    assert events[-1] == ("write", 1.0)
+
+
+def test_partial_plus_visibility_request(client, photo_job, tmp_path):
+    first = client.run(out_dir=tmp_path / "a", **photo_job)
+    second = client.run(
+        partial=first["outputs"]["partial"],
+        visibility=first["outputs"]["visibility"],
+        size=SIZE,
+        out_dir=tmp_path / "b",
+    )
+    assert read_png(second["outputs"]["final"]).shape == (SIZE, SIZE, 3)
+
+
+def test_second_job_reuses_loaded_weights(client, photo_job, tmp_path):
+    first = client.run(out_dir=tmp_path / "1", **photo_job)
+    second = client.run(out_dir=tmp_path / "2", **photo_job)
+    assert first["load_count"] >= 1
+    assert second["load_count"] == first["load_count"], "the second job read weights from disk again"
+    # The counter is live: a method that needs another weights file loads it once, then never again.
+    third = client.run(out_dir=tmp_path / "3", method="lazova", **photo_job)
+    fourth = client.run(out_dir=tmp_path / "4", method="lazova", **photo_job)
+    assert third["load_count"] > second["load_count"]
+    assert fourth["load_count"] == third["load_count"]
+
+
+# ---- cancel, crash, recovery ---------------------------------------------------------------------
+def test_cancel_mid_job_leaves_no_files(client, photo_job, tmp_path):
+    client.start()
+    job = client.submit(out_dir=tmp_path, **dict(photo_job, size=1024))
+    first_progress(job)
+    job.cancel()
+    with pytest.raises(WorkerError) as info:
+        job.wait(timeout=60)
+    assert info.value.kind == "cancelled"
+    assert job.state == "cancelled" and job.done
+    assert list(tmp_path.iterdir()) == [], "a cancelled job must leave no (half) files"
+    # ... and the worker keeps serving.
+    assert client.run(out_dir=tmp_path / "after", **photo_job)["outputs"]["final"]
+
+
+def test_kill_9_mid_job_then_recovery(client, photo_job, tmp_path):
+    old_pid = client.start()["pid"]
+    job = client.submit(out_dir=tmp_path / "killed", **dict(photo_job, size=1024))
+    first_progress(job)
+    os.kill(old_pid, signal.SIGKILL)
+    with pytest.raises(WorkerError) as info:
+        job.wait(timeout=30)
+    assert info.value.kind == "worker_died"
+    assert "signal 9" in info.value.message
+    assert not client.alive
+    if sys.platform.startswith("linux"):
+        assert not Path(f"/proc/{old_pid}").exists(), "the killed worker was not reaped (zombie)"
+
+    result = client.run(out_dir=tmp_path / "recovered", **photo_job)
+    assert client.hello()["pid"] != old_pid
+    assert Path(result["outputs"]["final"]).is_file()
+    # The next job into the killed job's folder clears its orphaned staging folder.
+    client.run(out_dir=tmp_path / "killed", **photo_job)
+    assert not [p for p in (tmp_path / "killed").iterdir() if p.name.startswith(".humantex-job-")]
+
+
+# ---- bad requests and inputs ---------------------------------------------------------------------
+def test_missing_input_file_is_a_structured_error(client, samples, tmp_path):
+    pid = client.start()["pid"]
+    with pytest.raises(WorkerError) as info:
+        client.run(
+            photo=samples / "nope.jpg",
+            iuv=samples / "densepose_pr99" / "IUV.png",
+            size=SIZE,
+            out_dir=tmp_path,
+        )
+    assert info.value.kind == "missing_file"
+    assert "nope.jpg" in info.value.message and "\n" not in info.value.message
+    assert client.alive and client.hello()["pid"] == pid
+
+
+def test_unknown_field_is_refused_before_sending(client, photo_job, tmp_path):
+    with pytest.raises(WorkerError) as info:
+        client.submit(out_dir=tmp_path, colour="blue", **photo_job)
+    assert info.value.kind == "bad_request" and "colour" in info.value.message
+
+
+def test_raw_protocol_errors_keep_the_worker_serving(weights_dir, samples, tmp_path):
+    proc = spawn_raw_worker(weights_dir)
+    try:
+        reply = ask(proc, "this is not json")
+        assert reply["type"] == "error" and reply["kind"] == "bad_json" and reply["id"] is None
+
+        reply = ask(proc, '{"id": "u1", "type": "frobnicate"}')
+        assert (reply["id"], reply["type"], reply["kind"]) == ("u1", "error", "unknown_type")
+
+        reply = ask(proc, '["a", "list"]')
+        assert reply["type"] == "error" and reply["kind"] == "bad_request"
+
+        reply = ask(
+            proc, json.dumps({"id": "g1", "type": "generate", "photo": "x.jpg", "out_dir": str(tmp_path)})
+        )
+        assert (reply["id"], reply["kind"]) == ("g1", "missing_field")
+
+        reply = ask(
+            proc, json.dumps({"id": "g2", "type": "generate", "size": "big", "out_dir": str(tmp_path)})
+        )
+        assert (reply["id"], reply["kind"]) == ("g2", "bad_request")
+
+        reply = ask(proc, '{"id": "c1", "type": "cancel", "target": "no-such-job"}')
+        assert (reply["id"], reply["type"], reply["found"]) == ("c1", "ack", False)
+
+        folder = samples / "densepose_pr99"
+        request = {
+            "id": "g3",
+            "type": "generate",
+            "photo": str(folder / "im.jpg"),
+            "iuv": str(folder / "IUV.png"),
+        }
+        reply = ask(proc, json.dumps(dict(request, size=SIZE, out_dir=str(tmp_path))))
+        while reply["type"] == "progress":
+            assert reply["id"] == "g3"
+            reply = json.loads(proc.stdout.readline())
+        assert (reply["id"], reply["type"]) == ("g3", "result"), reply
+
+        assert ask(proc, '{"id": "h1", "type": "hello"}')["type"] == "hello"
+        assert ask(proc, '{"id": "s1", "type": "shutdown"}') == {"id": "s1", "type": "ack", "of": "shutdown"}
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_stray_prints_cannot_reach_the_protocol_stream():
+    code = (
+        "import os, sys\n"
+        "from blender_humantex.worker.server import _take_stdout\n"
+        "out = _take_stdout()\n"
+        "print('python-level noise')\n"
+        "os.write(1, b'C-level noise\\n')\n"
+        "out.write(b'protocol\\n')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        env=dict(os.environ, PYTHONPATH=package_root()),
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == b"protocol\n"
+    assert b"python-level noise" in done.stderr and b"C-level noise" in done.stderr
+
+
+# ---- wrong interpreters ----------------------------------------------------------------------------
+def test_nonexistent_interpreter(tmp_path):
+    with pytest.raises(WorkerError) as info:
+        WorkerClient(tmp_path / "no" / "python", log_path=tmp_path / "w.log").start()
+    assert info.value.kind == "bad_interpreter"
+    assert "not found" in info.value.message and "pip install" in info.value.message
+
+
+def test_not_a_python(tmp_path):
+    with pytest.raises(WorkerError) as info:
+        WorkerClient("/bin/true", log_path=tmp_path / "w.log", startup_timeout=30).start()
+    assert info.value.kind == "bad_interpreter" and "pip install" in info.value.message
+
+
+def test_python_without_torch(tmp_path):
+    """A real, bare virtual environment of this same Python: everything but torch & co."""
+    venv = tmp_path / "bare"
+    base = getattr(sys, "_base_executable", sys.executable)
+    subprocess.run([base, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
+    python = venv / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+    client = WorkerClient(python, log_path=tmp_path / "w.log", startup_timeout=60)
+    with pytest.raises(WorkerError) as info:
+        client.start()
+    assert info.value.kind == "dependency"
+    assert "torch is not installed" in info.value.message and "pip install" in info.value.message
+    assert not client.alive
+
+
+# ---- the client module itself ------------------------------------------------------------------------
+def test_client_imports_neither_torch_nor_bpy():
+    code = (
+        "import sys, blender_humantex.worker.client\n"
+        "bad = sorted({'torch', 'bpy', 'numpy'} & set(sys.modules))\n"
+        "assert not bad, bad\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, PYTHONPATH=package_root()),
+    )
+    assert done.returncode == 0, done.stderr
+
+
+def test_get_client_reuses_and_replaces(tmp_path):
+    first = get_client(sys.executable, device="cpu", weights_dir=tmp_path)
+    assert get_client(sys.executable, device="cpu", weights_dir=tmp_path) is first
+    other = get_client(sys.executable, device="auto", weights_dir=tmp_path)
+    assert other is not first and not first.alive
+    other.close()
