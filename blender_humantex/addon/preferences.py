@@ -17,6 +17,12 @@ TOP_PACKAGE = __package__.rpartition(".")[0]
 BUNDLED_WEIGHTS = Path(__file__).resolve().parent.parent / "weights"
 DEFAULT_OUTPUT_DIR = "//humantex/"
 
+# Blender 4.5+ warns about "//" in a preferences path unless the property says it is blend-relative
+# (the output folder is: it is resolved against the .blend being worked on). 4.2 lacks the option.
+_BLEND_RELATIVE = (
+    {"PATH_SUPPORTS_BLEND_RELATIVE"} if "is_path_supports_blend_relative" in bpy.types.Property.bl_rna.properties else set()
+)
+
 DEVICE_ITEMS = (
     ("auto", "Auto", "CUDA when the worker's torch sees a GPU, else CPU"),
     ("cuda", "CUDA", "NVIDIA GPU (the worker's torch must be a CUDA build)"),
@@ -155,6 +161,7 @@ class HumantexPreferences(bpy.types.AddonPreferences):
         description="Where texture PNGs are written; // means next to the .blend",
         default=DEFAULT_OUTPUT_DIR,
         subtype="DIR_PATH",
+        options=_BLEND_RELATIVE,
     )
     pack_images: bpy.props.BoolProperty(
         name="Pack Images",

@@ -1,0 +1,383 @@
+"""The Blender extension end to end, in the real bpy module with the real worker subprocess.
+
+The zip is built with build.py, installed with Blender's own `extensions.package_install_files`
+and enabled; every add-on call below goes to the installed `bl_ext.user_default.blender_humantex`.
+Inputs are the real DensePose samples in ../shared/data.
+
+WEIGHTS ARE RANDOM: no trained weights exist in tests, so small random-weight sampler/refiner
+safetensors files are made on the fly (core.models + save_model) and the preferences' weights
+folder points at them. What is tested here (inputs reach the worker, its PNGs land on the
+material, nodes/links/colour spaces/pixels, save + reload, non-destructiveness, batch) does not
+depend on what the networks learned.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import bpy  # the real Blender module (BLENDER_USER_RESOURCES is set by conftest)
+import numpy as np
+import pytest
+from PIL import Image
+
+from blender_humantex.core.models import ModelConfig, RefinerNet, SamplerNet, save_model
+
+REPO = Path(__file__).resolve().parents[1]
+EXT = "bl_ext.user_default.blender_humantex"
+SIZE = "512"
+COLOR_ROLES = ("final", "sample", "refine", "partial")
+DATA_ROLES = ("mask", "visibility")
+
+
+# ---------------------------------------------------------------------------------------- fixtures
+@pytest.fixture(scope="module")
+def extension(tmp_path_factory):
+    """Build the zip, install it with Blender's own installer, enable it; the installed module."""
+    out = tmp_path_factory.mktemp("dist")
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "build.py"), "--output-dir", str(out), "--allow-no-weights"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    zip_path = next(out.glob("blender_humantex-*.zip"))
+    result = bpy.ops.extensions.package_install_files(filepath=str(zip_path), repo="user_default", enable_on_install=True)
+    assert result == {"FINISHED"}
+    assert EXT in bpy.context.preferences.addons
+    module = importlib.import_module(EXT)
+    assert Path(module.__file__).parent.parent.name == "user_default"  # the installed copy, not the checkout
+    yield module
+    module.addon.operators.cancel_running_tasks()
+    import addon_utils
+
+    addon_utils.disable(EXT)
+
+
+@pytest.fixture(scope="module")
+def random_weights(tmp_path_factory) -> Path:
+    # RANDOM weights, made here (see the module docstring): tiny networks so CPU jobs stay fast.
+    folder = tmp_path_factory.mktemp("weights")
+    for net, config in (
+        (SamplerNet, ModelConfig(kind="sampler", ngf=8, n_down=2, n_res=1, net_size=64)),
+        (RefinerNet, ModelConfig(kind="refiner", ngf=8, n_down=2, n_res=1, net_size=64)),
+    ):
+        save_model(net(config), folder / f"{config.kind}.safetensors", data="random init (test)", command="tests/test_addon.py")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def prefs(extension, random_weights):
+    prefs = bpy.context.preferences.addons[EXT].preferences
+    prefs.worker_python = sys.executable  # this venv has torch: the worker's environment
+    prefs.device = "cpu"
+    prefs.weights_dir = str(random_weights)
+    prefs.output_dir = "//humantex/"
+    prefs.pack_images = False
+    return prefs
+
+
+@pytest.fixture()
+def pr99(samples) -> dict:
+    folder = samples / "densepose_pr99"
+    return {"photo": folder / "im.jpg", "iuv": folder / "IUV.png", "inds": folder / "INDS.png"}
+
+
+@pytest.fixture()
+def pose_with_style(samples) -> dict:
+    folder = samples / "pose_with_style"
+    stem = "fashionWOMENSkirtsid0000177102_1front"
+    return {"photo": folder / f"{stem}.png", "iuv": folder / f"{stem}_iuv.png"}
+
+
+# ----------------------------------------------------------------------------------------- helpers
+def new_scene_with_mesh(name="Body"):
+    """An empty scene holding one grid mesh with a UV map, active and selected."""
+    bpy.ops.wm.read_homefile(use_empty=True)
+    bpy.ops.mesh.primitive_grid_add(x_subdivisions=8, y_subdivisions=8, calc_uvs=True)
+    obj = bpy.context.active_object
+    obj.name = name
+    assert len(obj.data.uv_layers) == 1
+    return obj
+
+
+def set_inputs(files: dict, iuv_order="DEFAULT", size=SIZE):
+    props = bpy.context.scene.humantex
+    props.photo = str(files["photo"])
+    props.iuv = str(files["iuv"])
+    props.inds = str(files.get("inds", ""))
+    props.iuv_order = iuv_order
+    props.size = size
+    return props
+
+
+def image_pixels(image) -> np.ndarray:
+    """H×W×4 float, row 0 at the top (Blender stores rows bottom-up)."""
+    width, height = image.size
+    pixels = np.empty(width * height * 4, np.float32)
+    image.pixels.foreach_get(pixels)
+    return pixels.reshape(height, width, 4)[::-1]
+
+
+def png_rgb(path) -> np.ndarray:
+    return np.asarray(Image.open(path).convert("RGB"), np.float32) / 255.0
+
+
+def linked_from(socket):
+    assert socket.is_linked, f"{socket.node.name}.{socket.name} is not linked"
+    return socket.links[0].from_node, socket.links[0].from_socket
+
+
+def check_material(ext, obj, size: int, layer="final") -> dict:
+    """Nodes, links, colour spaces and pixels of obj's HumanTex material; returns role -> node."""
+    mat = ext.addon.materials
+    material = obj.material_slots[obj.active_material_index].material
+    assert material is not None and material.name == f"HumanTex_{obj.name}"
+    nodes = mat.humantex_nodes(material)
+    assert set(nodes) >= {*COLOR_ROLES, *DATA_ROLES, "mix", "principled", "output"}
+    for role in (*COLOR_ROLES, *DATA_ROLES):
+        image = nodes[role].image
+        assert image is not None, role
+        assert image.colorspace_settings.name == ("Non-Color" if role in DATA_ROLES else "sRGB"), role
+        assert tuple(image.size) == (size, size), role
+        source = bpy.path.abspath(image.filepath) if image.packed_file is None else None
+        if source is not None:
+            assert os.path.isfile(source), source
+            expected = png_rgb(source)
+            got = image_pixels(image)[..., :3]
+            assert np.abs(got - expected).max() < 1.5 / 255, role
+        assert image_pixels(image)[..., :3].std() > 0.01, f"{role} image is flat"
+    mix = nodes["mix"]
+    assert mix.bl_idname == "ShaderNodeMix" and mix.data_type == "RGBA"
+    assert linked_from(mix.inputs[mat.MIX_FACTOR])[0] == nodes["mask"]
+    assert linked_from(mix.inputs[mat.MIX_A])[0] == nodes["refine"]
+    assert linked_from(mix.inputs[mat.MIX_B])[0] == nodes["sample"]
+    principled = nodes["principled"]
+    base_node, base_socket = linked_from(principled.inputs["Base Color"])
+    expected_node = nodes[layer]
+    assert base_node == expected_node
+    assert base_socket == (mix.outputs[mat.MIX_RESULT] if layer == "mix" else expected_node.outputs["Color"])
+    assert linked_from(nodes["output"].inputs["Surface"])[0] == principled
+    return nodes
+
+
+def mix_matches_final(nodes, ext) -> float:
+    """T_sample*M + T_refine*(1-M) from the images, against T_final: the shader's Mix reproduces
+    the worker's final texture (up to 8-bit rounding of the stored layers)."""
+    sample = image_pixels(nodes["sample"].image)[..., :3]
+    refine = image_pixels(nodes["refine"].image)[..., :3]
+    mask = image_pixels(nodes["mask"].image)[..., :1]
+    final = image_pixels(nodes["final"].image)[..., :3]
+    return float(np.abs(sample * mask + refine * (1 - mask) - final).mean())
+
+
+# ------------------------------------------------------------------------------------------- tests
+def test_extension_installed_and_registered(extension, prefs):
+    assert hasattr(bpy.types.Scene, "humantex")
+    for op in ("generate", "cancel", "preview_layer", "check_worker"):
+        assert hasattr(bpy.ops.humantex, op)
+    assert prefs.bl_rna.identifier and type(prefs).bl_idname == EXT
+
+
+def test_check_worker_shows_hello(prefs):
+    assert bpy.ops.humantex.check_worker() == {"FINISHED"}
+    assert prefs.check_ok
+    assert "protocol 1" in prefs.check_result and "device cpu" in prefs.check_result
+
+
+def test_check_worker_shows_exact_error(prefs, tmp_path):
+    saved = prefs.worker_python
+    prefs.worker_python = str(tmp_path / "no-such-python")
+    try:
+        with pytest.raises(RuntimeError, match="no-such-python"):
+            bpy.ops.humantex.check_worker()
+        assert not prefs.check_ok and "bad_interpreter" in prefs.check_result
+    finally:
+        prefs.worker_python = saved
+
+
+def test_generate_exec_end_to_end(extension, prefs, pr99, pose_with_style, tmp_path):
+    obj = new_scene_with_mesh("Body")
+    blend = tmp_path / "scene.blend"
+    bpy.ops.wm.save_as_mainfile(filepath=str(blend))  # so // (next to the .blend) has a meaning
+    set_inputs(pr99)
+    assert bpy.ops.humantex.generate("EXEC_DEFAULT") == {"FINISHED"}
+    props = bpy.context.scene.humantex
+    assert props.stage == "done" and props.error == ""
+    nodes = check_material(extension, obj, int(SIZE))
+    out_dir = tmp_path / "humantex" / "Body"
+    for role in (*COLOR_ROLES, *DATA_ROLES):
+        assert nodes[role].image.filepath.startswith("//humantex/"), nodes[role].image.filepath
+        assert (out_dir / f"{role}.png").is_file()
+    assert mix_matches_final(nodes, extension) < 2.0 / 255
+
+    # The user adds a node of their own, wired into our Principled BSDF.
+    tree = nodes["principled"].id_data
+    noise = tree.nodes.new("ShaderNodeTexNoise")
+    noise.name = "My Noise"
+    tree.links.new(noise.outputs["Fac"], nodes["principled"].inputs["Roughness"])
+    images_before = {role: nodes[role].image.name for role in (*COLOR_ROLES, *DATA_ROLES)}
+    final_before = image_pixels(nodes["final"].image).copy()
+
+    # Regenerate from another photo (other IUV channel order): images are replaced in place.
+    set_inputs(pose_with_style, iuv_order="iuv")
+    assert bpy.ops.humantex.generate("EXEC_DEFAULT") == {"FINISHED"}
+    nodes = check_material(extension, obj, int(SIZE))
+    assert {role: nodes[role].image.name for role in images_before} == images_before
+    assert len([i for i in bpy.data.images if i.name.startswith("HumanTex_Body_")]) == len(images_before)
+    assert np.abs(image_pixels(nodes["final"].image) - final_before).mean() > 0.01
+    assert tree.nodes.get("My Noise") is not None
+    assert linked_from(nodes["principled"].inputs["Roughness"])[0].name == "My Noise"
+
+    # Save, reload, check again: relative paths resolve, tags and links survive.
+    bpy.ops.wm.save_mainfile()
+    bpy.ops.wm.open_mainfile(filepath=str(blend))
+    obj = bpy.data.objects["Body"]
+    nodes = check_material(extension, obj, int(SIZE))
+    tree = nodes["principled"].id_data
+    assert tree.nodes.get("My Noise") is not None
+    assert linked_from(nodes["principled"].inputs["Roughness"])[0].name == "My Noise"
+
+
+def test_layer_preview_relinks_base_color(extension, prefs, pr99, tmp_path):
+    obj = new_scene_with_mesh("Previewed")
+    bpy.ops.wm.save_as_mainfile(filepath=str(tmp_path / "preview.blend"))
+    set_inputs(pr99)
+    assert bpy.ops.humantex.generate("EXEC_DEFAULT") == {"FINISHED"}
+    for layer in extension.addon.materials.LAYER_IDS:
+        assert bpy.ops.humantex.preview_layer(layer=layer) == {"FINISHED"}
+        check_material(extension, obj, int(SIZE), layer=layer)
+    # Clicking the shown layer again goes back to Final.
+    assert bpy.ops.humantex.preview_layer(layer="visibility") == {"FINISHED"}
+    check_material(extension, obj, int(SIZE), layer="final")  # "visibility" was shown: back to final
+    # The preview survives a regeneration.
+    bpy.ops.humantex.preview_layer(layer="mask")
+    assert bpy.ops.humantex.generate("EXEC_DEFAULT") == {"FINISHED"}
+    check_material(extension, obj, int(SIZE), layer="mask")
+
+
+def test_modal_tick_path_and_packing_when_unsaved(extension, prefs, pr99):
+    """The modal operator's code path (submit, then non-blocking ticks), driven here by hand since
+    INVOKE modal operators do not run headless. An unsaved .blend gets packed images."""
+    obj = new_scene_with_mesh("Ticked")
+    set_inputs(pr99)
+    ops = extension.addon.operators
+    task = ops.GenerationTask.from_context(bpy.context)
+    task.start()
+    deadline = time.monotonic() + 300
+    stages = []
+    while (state := task.tick()) == "running":
+        assert time.monotonic() < deadline, "job did not finish"
+        if not stages or stages[-1] != task.stage:
+            stages.append(task.stage)
+        time.sleep(0.05)
+    assert state == "done", task.error_message
+    assert set(stages) <= {"start", "", "load", "unwrap", "sample", "refine", "write"}
+    task.apply()
+    nodes = check_material(extension, obj, int(SIZE))
+    assert all(nodes[role].image.packed_file is not None for role in (*COLOR_ROLES, *DATA_ROLES))
+
+
+def test_cancel_mid_job(extension, prefs, pr99):
+    new_scene_with_mesh("Cancelled")
+    set_inputs(pr99, size="2048")
+    task = extension.addon.operators.GenerationTask.from_context(bpy.context)
+    task.start()
+    task.cancel()
+    deadline = time.monotonic() + 120
+    while (state := task.tick()) == "running":
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert state == "cancelled"
+    assert bpy.data.materials.get("HumanTex_Cancelled") is None  # nothing half-applied
+
+
+@pytest.mark.parametrize(
+    "setup, message",
+    [
+        ("no_photo", "choose a photo"),
+        ("missing_file", "file not found"),
+        ("not_a_mesh", "not a mesh"),
+        ("no_uv", "has no UV map"),
+        ("camera_source", "camera projection is not available yet"),
+        ("bad_iuv", "IUV"),
+    ],
+)
+def test_bad_inputs_give_one_line_errors(extension, prefs, pr99, tmp_path, setup, message):
+    obj = new_scene_with_mesh("Target")
+    props = set_inputs(pr99)
+    if setup == "no_photo":
+        props.photo = ""
+    elif setup == "missing_file":
+        props.photo = str(tmp_path / "missing.jpg")
+    elif setup == "not_a_mesh":
+        bpy.ops.object.empty_add()
+    elif setup == "no_uv":
+        obj.data.uv_layers.remove(obj.data.uv_layers[0])
+    elif setup == "camera_source":
+        props.source = "CAMERA"
+    elif setup == "bad_iuv":
+        (tmp_path / "not_an_image.png").write_text("this is not a PNG")
+        props.iuv = str(tmp_path / "not_an_image.png")  # reaches the worker, which refuses it
+    with pytest.raises(RuntimeError) as raised:
+        bpy.ops.humantex.generate("EXEC_DEFAULT")
+    text = str(raised.value)
+    assert message.lower() in text.lower()
+    assert "Traceback" not in text and len(text.strip().splitlines()) == 1
+    assert props.error and "\n" not in props.error
+    assert bpy.data.materials.get("HumanTex_Target") is None
+
+
+def test_topology_warning(extension):
+    obj = new_scene_with_mesh("NotSMPL")
+    ops = extension.addon.operators
+    assert "SMPL UV layout" in ops.topology_warning(obj)
+    assert ops.target_problem(obj) is None
+
+
+def test_headless_batch_resumable(extension, prefs, pr99, random_weights, tmp_path):
+    """`python -m blender_humantex.batch` with the bpy module: a good job, a missing object and a
+    missing photo; the bad jobs don't stop the good one, a rerun skips what is done."""
+    new_scene_with_mesh("Alice")
+    bpy.ops.mesh.primitive_grid_add(calc_uvs=True)
+    bpy.context.active_object.name = "Bob"
+    blend = tmp_path / "batch.blend"
+    bpy.ops.wm.save_as_mainfile(filepath=str(blend))
+    manifest = tmp_path / "jobs.json"
+    manifest.write_text(json.dumps({"jobs": [
+        {"object": "Alice", "photo": str(pr99["photo"]), "iuv": str(pr99["iuv"]), "inds": str(pr99["inds"]), "person": 1, "size": 512},
+        {"object": "Nobody", "photo": str(pr99["photo"]), "iuv": str(pr99["iuv"]), "size": 512},
+        {"object": "Bob", "photo": "missing.jpg", "iuv": str(pr99["iuv"]), "size": 512},
+    ]}))  # fmt: skip
+    command = [
+        sys.executable, "-m", "blender_humantex.batch", "--blend", str(blend), "--manifest", str(manifest),
+        "--python", sys.executable, "--device", "cpu", "--weights-dir", str(random_weights),
+    ]  # fmt: skip
+    first = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert first.returncode == 1, first.stdout + first.stderr  # one job failed
+    assert "1 done, 0 skipped, 2 failed" in first.stdout
+    assert "no object named 'Nobody'" in first.stdout and "missing.jpg" in first.stdout
+    status = json.loads((tmp_path / "jobs.status.json").read_text())
+    assert sorted(job["status"] for job in status["jobs"].values()) == ["done", "error", "error"]
+
+    second = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert "0 done, 1 skipped, 2 failed" in second.stdout, second.stdout + second.stderr
+
+    bpy.ops.wm.open_mainfile(filepath=str(blend))
+    check_material(extension, bpy.data.objects["Alice"], 512)
+    assert bpy.data.materials.get("HumanTex_Bob") is None
+
+
+def test_batch_bad_manifest_is_one_line(tmp_path):
+    (tmp_path / "jobs.json").write_text("{not json")
+    proc = subprocess.run(
+        [sys.executable, "-m", "blender_humantex.batch", "--manifest", str(tmp_path / "jobs.json"), "--python", sys.executable],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    assert proc.stderr.strip().startswith("humantex-batch: error: cannot read manifest")
+    assert "Traceback" not in proc.stderr
