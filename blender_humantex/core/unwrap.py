@@ -1,0 +1,491 @@
+"""DensePose IUV + photo -> partial SMPL-UV texture and its visibility mask.
+
+Method (inverse mapping, so a small person never leaves holes in a large texture):
+1. The chosen person's pixels are taken from the IUV (and INDS), and the silhouette is eroded so that
+   texels near the body's outline never pick up background.
+2. Every 2×2 block of neighbouring pixels on the same body part spans two triangles of the surface.
+   Each part's DensePose (U, V) square is a 256² grid (IUV values are 8-bit); the triangles are
+   rasterised into it, interpolating the photo position (x, y) of their corners. Grid cells hit by
+   pixels directly keep the mean position of those pixels. Triangles much larger in (U, V) than the
+   part's usual pixel step span a fold or a DensePose error and are dropped.
+3. Every chart texel of the SMPL UV layout knows its DensePose (part, U, V) (see uv_layout); it looks up
+   its photo position bilinearly in that grid and samples the photo bilinearly there.
+
+IUV images: I is the part index 0..24 (0 = background), U and V are 0..255. Files come in two channel
+orders when read as RGB: "vui" (R = V, G = U, B = I: what DensePose/detectron and OpenCV's imwrite of
+an I,U,V array give, the usual case) and "iuv" (R = I, G = U, B = V, e.g. pose-with-style's files).
+The default, "auto", picks the order whose I channel holds only 0..24 and fails with a clear message
+when both or neither could be I.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .errors import InputError
+from .imageio import DEFAULT_MAX_PIXELS, read_raw_u8, read_rgb, write_json, write_png
+from .uv_layout import DP_GRID, LAYOUT_ID, get_layout, rasterize_triangles
+
+MIN_TEXTURE_SIZE, MAX_TEXTURE_SIZE = 256, 2048
+IUV_ORDERS = ("auto", "vui", "iuv")
+N_PARTS = 24
+DEFAULT_ERODE_PX = 1
+# A triangle of neighbouring pixels whose longest (U, V) edge exceeds this many times the part's
+# 90th-percentile pixel step (or STRETCH_FLOOR grid cells, whichever is larger) is a fold or an error.
+STRETCH_FACTOR = 4.0
+STRETCH_FLOOR = 6.0
+# Where in a grid cell a stored U, V value sits. DensePose's own code reads U = stored / 255 (offset 0),
+# and so does this module. (Against SMPLitex's partial texture, -0.5 scores 0.3 dB higher and +0.5 0.9 dB
+# lower; that reference has its own rounding, so DensePose's convention is kept.)
+IUV_CELL_CENTRE = 0.0
+
+
+@dataclass
+class PartialTexture:
+    partial: np.ndarray  # float32 S×S×3 in [0, 1], sRGB as in the photo; unseen texels exactly 0
+    visibility: np.ndarray  # float32 S×S in {0, 1}
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def size(self) -> int:
+        return int(self.partial.shape[0])
+
+
+# ---------------------------------------------------------------- input checks
+
+
+def iuv_channels(raw: np.ndarray, order: str = "auto") -> tuple[np.ndarray, str]:
+    """An IUV image as stored (H×W×3 uint8, RGB as read) -> (I,U,V-ordered H×W×3 uint8, order used)."""
+    if order not in IUV_ORDERS:
+        raise InputError(f"--iuv-order must be one of {', '.join(IUV_ORDERS)}, got {order!r}", kind="bad_argument")
+    if raw.ndim != 3 or raw.shape[2] < 3:
+        raise InputError(
+            f"not a DensePose IUV image: expected 3 colour channels (I, U, V), got shape {raw.shape}", kind="not_iuv"
+        )
+    raw = raw[..., :3]
+    if raw.dtype != np.uint8:
+        raise InputError(f"IUV must be 8-bit (uint8), got {raw.dtype}", kind="not_iuv")
+    if order == "auto":
+        r_ok, b_ok = int(raw[..., 0].max()) <= N_PARTS, int(raw[..., 2].max()) <= N_PARTS
+        if b_ok and not r_ok:
+            order = "vui"
+        elif r_ok and not b_ok:
+            order = "iuv"
+        elif r_ok and b_ok:
+            raise InputError(
+                "cannot tell the IUV channel order (red and blue both look like part indices 0..24);"
+                " pass --iuv-order vui or iuv",
+                kind="ambiguous_iuv",
+            )
+        else:
+            raise InputError(
+                f"not a DensePose IUV image: no channel holds part indices 0..{N_PARTS}"
+                f" (max R={int(raw[..., 0].max())}, B={int(raw[..., 2].max())})",
+                kind="not_iuv",
+            )
+    iuv = raw[..., ::-1] if order == "vui" else raw
+    top = int(iuv[..., 0].max())
+    if top > N_PARTS:
+        raise InputError(
+            f"not a DensePose IUV image in '{order}' order: part index channel reaches {top} (must be 0..{N_PARTS});"
+            " check --iuv-order",
+            kind="not_iuv",
+        )
+    return np.ascontiguousarray(iuv), order
+
+
+def _as_photo(photo: np.ndarray) -> np.ndarray:
+    photo = np.asarray(photo)
+    if photo.ndim == 2:
+        photo = np.repeat(photo[..., None], 3, axis=2)
+    if photo.ndim != 3 or photo.shape[2] not in (3, 4):
+        raise InputError(f"photo must be H×W×3 (or ×4), got shape {photo.shape}", kind="bad_photo")
+    if photo.dtype == np.uint8:
+        photo = photo.astype(np.float32) / 255.0
+    photo = photo.astype(np.float32, copy=False)
+    if photo.shape[2] == 4:  # composite over black, as imageio.read_rgb does for files
+        photo = photo[..., :3] * photo[..., 3:4]
+    if not np.isfinite(photo).all():
+        raise InputError("photo contains NaN or infinite values", kind="bad_photo")
+    return np.ascontiguousarray(np.clip(photo, 0.0, 1.0))
+
+
+def _as_inds(inds: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    inds = np.asarray(inds)
+    if inds.ndim == 3:
+        if not (np.array_equal(inds[..., 0], inds[..., 1]) and np.array_equal(inds[..., 0], inds[..., 2])):
+            raise InputError("INDS must be a grey instance map (one person index per pixel), got colour", kind="bad_inds")
+        inds = inds[..., 0]
+    if inds.ndim != 2 or inds.shape != shape:
+        raise InputError(f"INDS is {inds.shape[::-1]} but the IUV is {shape[::-1]} (width, height)", kind="size_mismatch")
+    return inds
+
+
+def select_person(iuv: np.ndarray, inds: np.ndarray | None, person: int | None):
+    """The chosen person's pixel mask, its index, and {person index: pixel count} for all persons found."""
+    body = iuv[..., 0] > 0
+    if inds is None:
+        count = int(body.sum())
+        persons = {1: count} if count else {}
+        if person not in (None, 1):
+            raise InputError(f"--person {person} needs an INDS instance map (--inds); without one the IUV is one person",
+                             kind="no_such_person")
+        chosen = 1
+        mask = body
+    else:
+        inds = _as_inds(inds, iuv.shape[:2])
+        labels, counts = np.unique(inds[body], return_counts=True)
+        persons = {int(k): int(c) for k, c in zip(labels, counts, strict=False) if k != 0}
+        if person is None:
+            chosen = max(persons, key=lambda k: (persons[k], -k)) if persons else None
+        else:
+            chosen = int(person)
+            if persons and chosen not in persons:
+                found = ", ".join(f"{k} ({c} px)" for k, c in sorted(persons.items()))
+                raise InputError(f"no person {chosen} in the INDS map; persons found: {found}", kind="no_such_person")
+        mask = body & (inds == chosen) if chosen is not None else np.zeros_like(body)
+    if not persons or not mask.any():
+        raise InputError("no person in the IUV image (every pixel has part index 0)", kind="no_person")
+    return mask, chosen, persons
+
+
+def _check_size(size) -> int:
+    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or not (
+        MIN_TEXTURE_SIZE <= int(size) <= MAX_TEXTURE_SIZE
+    ):
+        raise InputError(f"texture size must be an integer in {MIN_TEXTURE_SIZE}..{MAX_TEXTURE_SIZE}, got {size!r}",
+                         kind="bad_size")
+    return int(size)
+
+
+# ---------------------------------------------------------------- the mapping
+
+
+def _erode(mask: np.ndarray, px: int) -> np.ndarray:
+    if px <= 0:
+        return mask
+    import cv2
+
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * px + 1, 2 * px + 1))
+    # border_value 0: pixels on the image edge count as outline too
+    return cv2.erode(mask.astype(np.uint8), kernel, borderType=cv2.BORDER_CONSTANT, borderValue=0).astype(bool)
+
+
+def photo_position_grid(iuv: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """For every DensePose point (part, V, U) on the 256² grids: where the person shows it in the image.
+
+    Returns float32 25×256×256×2 (x, y) in IUV pixel coordinates (pixel centres at integers); NaN where
+    the person does not show that point.
+    """
+    g = DP_GRID
+    part = np.where(mask, iuv[..., 0], 0).astype(np.int16)
+    u = iuv[..., 1].astype(np.int16)
+    v = iuv[..., 2].astype(np.int16)
+
+    # Triangles of neighbouring pixels on one part: (a, b, c) and (b, d, c) in each 2×2 block, where
+    # a = (r, c), b = (r, c+1), c = (r+1, c), d = (r+1, c+1). Offsets are (row, col) from the block corner.
+    corners_of = (((0, 0), (0, 1), (1, 0)), ((0, 1), (1, 1), (1, 0)))
+    view = {}
+    for dr in (0, 1):
+        for dc in (0, 1):
+            sl = (slice(dr, part.shape[0] - 1 + dr), slice(dc, part.shape[1] - 1 + dc))
+            view[dr, dc] = (part[sl], u[sl], v[sl])
+    tri_part, tri_u, tri_v, tri_r, tri_c, tri_ext = [], [], [], [], [], []
+    for corners in corners_of:
+        p0 = view[corners[0]][0]
+        same = (p0 > 0) & (view[corners[1]][0] == p0) & (view[corners[2]][0] == p0)
+        cu = np.stack([view[k][1][same] for k in corners], axis=1)  # T×3
+        cv = np.stack([view[k][2][same] for k in corners], axis=1)
+        # (U, V) bounding-box extent: the stretch measure, cheap in integers
+        tri_ext.append(np.maximum(cu.max(1) - cu.min(1), cv.max(1) - cv.min(1)))
+        r, c = np.nonzero(same)
+        tri_part.append(p0[same])
+        tri_u.append(cu)
+        tri_v.append(cv)
+        tri_r.append(r[:, None] + np.array([k[0] for k in corners]))
+        tri_c.append(c[:, None] + np.array([k[1] for k in corners]))
+    tri_part, tri_ext = np.concatenate(tri_part).astype(np.intp), np.concatenate(tri_ext).astype(np.intp)
+
+    grid = np.full((25, g, g, 2), np.nan, dtype=np.float32)
+    if len(tri_part):
+        # per-part stretch limit from the 90th percentile of the extent (a histogram per part)
+        hist = np.bincount(tri_part * 256 + tri_ext, minlength=25 * 256).reshape(25, 256)
+        cdf = np.cumsum(hist, axis=1)
+        p90 = np.argmax(cdf >= 0.9 * np.maximum(cdf[:, -1:], 1), axis=1)
+        limit = np.maximum(STRETCH_FLOOR, STRETCH_FACTOR * p90)
+        # a triangle inside one 1×1 cell square covers no grid point but its own corners, which the
+        # direct per-cell means below already give: skip those (most triangles, for a large person)
+        keep = (tri_ext > 1) & (tri_ext <= limit[tri_part])
+        tu = np.concatenate(tri_u)[keep].astype(np.float64)
+        tv = np.concatenate(tri_v)[keep].astype(np.float64)
+        kp = tri_part[keep]
+        corners_xy = np.stack([tu + 0.5 + g * kp[:, None], tv + 0.5], axis=-1)  # grid cell k has its centre at k+0.5
+        positions = np.stack([np.concatenate(tri_c)[keep], np.concatenate(tri_r)[keep]], axis=-1).astype(np.float32)
+        index, bary = rasterize_triangles(corners_xy, g, 25 * g)
+        hit = index >= 0
+        strip = np.full((g, 25 * g, 2), np.nan, dtype=np.float32)
+        strip[hit] = np.einsum("nk,nkc->nc", bary[hit], positions[index[hit]])
+        grid = np.ascontiguousarray(strip.reshape(g, 25, g, 2).transpose(1, 0, 2, 3))
+
+    # cells hit by pixels directly: the mean position of those pixels (exact where the person is large)
+    ys, xs = np.nonzero(part > 0)
+    cell = (part[ys, xs].astype(np.int64) * g + v[ys, xs]) * g + u[ys, xs]
+    n_cells = 25 * g * g
+    count = np.bincount(cell, minlength=n_cells)
+    hit = count > 0
+    flat = grid.reshape(n_cells, 2)
+    flat[hit, 0] = (np.bincount(cell, weights=xs, minlength=n_cells)[hit] / count[hit]).astype(np.float32)
+    flat[hit, 1] = (np.bincount(cell, weights=ys, minlength=n_cells)[hit] / count[hit]).astype(np.float32)
+    grid[0] = np.nan
+    return grid
+
+
+def texel_photo_positions(grid: np.ndarray, layout) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(rows, cols) of the visible chart texels and their (x, y) in the IUV image (bilinear in the grid)."""
+    g = DP_GRID
+    rows, cols = np.nonzero(layout.chart_mask)
+    part = layout.part_label[rows, cols].astype(np.intp)
+    fx = np.clip(layout.dp_uv[rows, cols, 0] * (g - 1) - IUV_CELL_CENTRE, 0, g - 1)
+    fy = np.clip(layout.dp_uv[rows, cols, 1] * (g - 1) - IUV_CELL_CENTRE, 0, g - 1)
+    x0 = np.minimum(np.floor(fx).astype(np.intp), g - 2)
+    y0 = np.minimum(np.floor(fy).astype(np.intp), g - 2)
+    wx, wy = fx - x0, fy - y0
+    total = np.zeros(len(rows), dtype=np.float32)
+    acc = np.zeros((len(rows), 2), dtype=np.float32)
+    for dy, dx, w in ((0, 0, (1 - wx) * (1 - wy)), (0, 1, wx * (1 - wy)), (1, 0, (1 - wx) * wy), (1, 1, wx * wy)):
+        val = grid[part, y0 + dy, x0 + dx]
+        ok = ~np.isnan(val[:, 0])
+        w = np.where(ok, w, 0.0).astype(np.float32)
+        acc += w[:, None] * np.nan_to_num(val)
+        total += w
+    # visible where at least half of the bilinear weight lands on seen cells (~ the nearest cell is seen)
+    visible = total >= 0.5
+    xy = acc[visible] / total[visible, None]
+    return rows[visible], cols[visible], xy
+
+
+def _prepare(iuv, inds, person, erode_px):
+    iuv = np.asarray(iuv)
+    if iuv.ndim != 3 or iuv.shape[2] != 3 or iuv.dtype != np.uint8:
+        raise InputError(f"IUV must be uint8 H×W×3 in I, U, V order, got {iuv.dtype} {iuv.shape}", kind="not_iuv")
+    top = int(iuv[..., 0].max())
+    if top > N_PARTS:
+        raise InputError(f"not a DensePose IUV: part index reaches {top} (must be 0..{N_PARTS})", kind="not_iuv")
+    mask, chosen, persons = select_person(iuv, inds, person)
+    eroded = _erode(mask, int(erode_px))
+    if not eroded.any():
+        eroded = mask  # a person thinner than the erosion: keep what there is rather than nothing
+    return mask, eroded, chosen, persons
+
+
+def visibility_from_iuv(iuv: np.ndarray, inds: np.ndarray | None = None, person: int | None = None,
+                        size: int = 256, erode_px: int = DEFAULT_ERODE_PX) -> np.ndarray:
+    """Which texels of a size² SMPL-UV texture the person in this IUV (I,U,V order, uint8) shows: float32 {0,1}."""
+    layout = get_layout(_check_size(size) if size >= MIN_TEXTURE_SIZE else int(size))
+    _, eroded, _, _ = _prepare(iuv, inds, person, erode_px)
+    rows, cols, _ = texel_photo_positions(photo_position_grid(iuv, eroded), layout)
+    visibility = np.zeros((layout.size, layout.size), dtype=np.float32)
+    visibility[rows, cols] = 1.0
+    return visibility
+
+
+def unwrap(photo: np.ndarray, iuv: np.ndarray, inds: np.ndarray | None = None, person: int | None = None,
+           size: int = 512, erode_px: int = DEFAULT_ERODE_PX, on_size_mismatch: str = "error",
+           progress=None) -> PartialTexture:
+    """Unwrap a photo into a size² partial SMPL-UV texture.
+
+    photo: H×W×3 float in [0, 1] (or uint8; ×4 is composited over black). iuv: uint8 h×w×3 in I, U, V
+    order (see iuv_channels for files). inds: optional h×w person index map; person: which one (default:
+    the largest). If the photo and the IUV differ in size, on_size_mismatch="resize" treats the IUV as
+    covering the whole photo (positions are scaled, nothing is resampled); "error" refuses.
+    """
+    timings = {}
+    t0 = time.perf_counter()
+    size = _check_size(size)
+    if on_size_mismatch not in ("error", "resize"):
+        raise InputError(f"on_size_mismatch must be 'error' or 'resize', got {on_size_mismatch!r}", kind="bad_argument")
+    photo = _as_photo(photo)
+    iuv = np.asarray(iuv)
+    if iuv.ndim == 3 and photo.shape[:2] != iuv.shape[:2]:
+        if on_size_mismatch == "error":
+            raise InputError(
+                f"photo is {photo.shape[1]}×{photo.shape[0]} but the IUV is {iuv.shape[1]}×{iuv.shape[0]};"
+                " pass --on-size-mismatch resize to stretch the IUV over the photo",
+                kind="size_mismatch",
+            )
+    if progress:
+        progress("unwrap", 0.0)
+    mask, eroded, chosen, persons = _prepare(iuv, inds, person, erode_px)
+    timings["select_ms"] = (time.perf_counter() - t0) * 1e3
+
+    t = time.perf_counter()
+    layout = get_layout(size)
+    timings["layout_ms"] = (time.perf_counter() - t) * 1e3
+    if progress:
+        progress("unwrap", 0.3)
+
+    t = time.perf_counter()
+    grid = photo_position_grid(iuv, eroded)
+    rows, cols, xy = texel_photo_positions(grid, layout)
+    timings["map_ms"] = (time.perf_counter() - t) * 1e3
+    if progress:
+        progress("unwrap", 0.7)
+
+    t = time.perf_counter()
+    import cv2
+
+    # IUV pixel centres -> photo pixel centres (identity when the sizes match)
+    sx = photo.shape[1] / iuv.shape[1]
+    sy = photo.shape[0] / iuv.shape[0]
+    map_x = np.full((size, size), -1.0, dtype=np.float32)
+    map_y = np.full((size, size), -1.0, dtype=np.float32)
+    map_x[rows, cols] = (xy[:, 0] + 0.5) * sx - 0.5
+    map_y[rows, cols] = (xy[:, 1] + 0.5) * sy - 0.5
+    partial = cv2.remap(photo, map_x, map_y, interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    visibility = np.zeros((size, size), dtype=np.float32)
+    visibility[rows, cols] = 1.0
+    partial *= visibility[..., None]
+    timings["sample_ms"] = (time.perf_counter() - t) * 1e3
+    timings["total_ms"] = (time.perf_counter() - t0) * 1e3
+    if progress:
+        progress("unwrap", 1.0)
+
+    chart_texels = int(layout.chart_mask.sum())
+    meta = {
+        "uv_layout": LAYOUT_ID,
+        "size": size,
+        "person": chosen,
+        "persons": {str(k): v for k, v in sorted(persons.items())},
+        "person_pixels": int(mask.sum()),
+        "coverage": round(len(rows) / chart_texels, 6),
+        "visible_texels": int(len(rows)),
+        "photo_size": [int(photo.shape[1]), int(photo.shape[0])],
+        "iuv_size": [int(iuv.shape[1]), int(iuv.shape[0])],
+        "erode_px": int(erode_px),
+        "timings_ms": {k: round(v, 2) for k, v in timings.items()},
+    }
+    return PartialTexture(partial=partial.astype(np.float32, copy=False), visibility=visibility, meta=meta)
+
+
+# ---------------------------------------------------------------- files
+
+
+def _read_inds(path, max_pixels):
+    inds = read_raw_u8(path, max_pixels=max_pixels)
+    if inds.ndim == 3:
+        inds = _as_inds(inds, inds.shape[:2])
+    return inds
+
+
+def _resize_nearest(arr: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    import cv2
+
+    return cv2.resize(arr, (shape[1], shape[0]), interpolation=cv2.INTER_NEAREST)
+
+
+def unwrap_files(photo_path, iuv_path, inds_path=None, person: int | None = None, size: int = 512,
+                 iuv_order: str = "auto", on_size_mismatch: str = "error", max_pixels: int = DEFAULT_MAX_PIXELS,
+                 erode_px: int = DEFAULT_ERODE_PX, progress=None) -> PartialTexture:
+    """unwrap() on files: any photo PIL reads (EXIF orientation applied, alpha composited over black)."""
+    if progress:
+        progress("load", 0.0)
+    t = time.perf_counter()
+    size = _check_size(size)
+    photo = read_rgb(photo_path, max_pixels=max_pixels)
+    iuv, order = iuv_channels(read_raw_u8(iuv_path, max_pixels=max_pixels), iuv_order)
+    inds = _read_inds(inds_path, max_pixels) if inds_path is not None else None
+    if inds is not None and inds.shape != iuv.shape[:2]:
+        if on_size_mismatch != "resize":
+            raise InputError(
+                f"INDS is {inds.shape[1]}×{inds.shape[0]} but the IUV is {iuv.shape[1]}×{iuv.shape[0]};"
+                " pass --on-size-mismatch resize to resize it",
+                kind="size_mismatch",
+            )
+        inds = _resize_nearest(inds, iuv.shape[:2])
+    load_ms = (time.perf_counter() - t) * 1e3
+    if progress:
+        progress("load", 1.0)
+    result = unwrap(photo, iuv, inds=inds, person=person, size=size, erode_px=erode_px,
+                    on_size_mismatch=on_size_mismatch, progress=progress)
+    result.meta.update(
+        photo=str(photo_path), iuv=str(iuv_path), inds=None if inds_path is None else str(inds_path), iuv_order=order
+    )
+    result.meta["timings_ms"]["load_ms"] = round(load_ms, 2)
+    return result
+
+
+def write_partial(out_dir, result: PartialTexture) -> dict[str, Path]:
+    """Write partial.png, visibility.png and meta.json (the CLI contract) into out_dir."""
+    out_dir = Path(out_dir)
+    return {
+        "partial": write_png(out_dir / "partial.png", result.partial),
+        "visibility": write_png(out_dir / "visibility.png", result.visibility),
+        "meta": write_json(out_dir / "meta.json", result.meta),
+    }
+
+
+# ---------------------------------------------------------------- CLI
+
+
+def _positive_int(text: str) -> int:
+    import argparse
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def add_unwrap_arguments(parser) -> None:
+    """The unwrap inputs, shared by `humantex unwrap` and `humantex generate`."""
+    parser.add_argument("--photo", required=True, help="photo of the person (JPEG/PNG/...; EXIF orientation applied)")
+    parser.add_argument("--iuv", required=True, help="DensePose IUV image of the photo")
+    parser.add_argument("--inds", default=None, help="DensePose INDS person-index image (optional)")
+    parser.add_argument("--person", type=int, default=None,
+                        help="person index in INDS to unwrap (default: the largest person)")
+    parser.add_argument("--iuv-order", choices=IUV_ORDERS, default="auto",
+                        help="IUV channel order as read in RGB: vui = R:V G:U B:I (DensePose/OpenCV files), "
+                             "iuv = R:I G:U B:V; auto (default) detects which channel holds the part index")
+    parser.add_argument("--on-size-mismatch", choices=("error", "resize"), default="error",
+                        help="photo and IUV of different sizes: error (default) or stretch the IUV over the photo")
+    parser.add_argument("--max-pixels", type=_positive_int, default=DEFAULT_MAX_PIXELS,
+                        help=f"refuse images larger than this many pixels (default {DEFAULT_MAX_PIXELS})")
+    parser.add_argument("--erode", type=int, default=DEFAULT_ERODE_PX, metavar="PX",
+                        help=f"erode the silhouette by PX pixels so seams skip the background (default {DEFAULT_ERODE_PX})")
+
+
+def unwrap_from_args(args, size: int, progress=None) -> PartialTexture:
+    """Run unwrap_files with the arguments add_unwrap_arguments defined."""
+    if args.erode < 0:
+        raise InputError(f"--erode must be ≥ 0, got {args.erode}", kind="bad_argument")
+    return unwrap_files(args.photo, args.iuv, inds_path=args.inds, person=args.person, size=size,
+                        iuv_order=args.iuv_order, on_size_mismatch=args.on_size_mismatch,
+                        max_pixels=args.max_pixels, erode_px=args.erode, progress=progress)
+
+
+def add_cli_arguments(name: str, parser) -> None:
+    add_unwrap_arguments(parser)
+    parser.add_argument("--size", type=int, default=512,
+                        help=f"texture size in texels, {MIN_TEXTURE_SIZE}..{MAX_TEXTURE_SIZE} (default 512)")
+    parser.add_argument("--out", required=True, help="output folder: partial.png, visibility.png, meta.json")
+    parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
+
+
+def run_cli(name: str, args) -> int:
+    from .cli import StderrProgress
+
+    progress = StderrProgress(quiet=args.quiet)
+    result = unwrap_from_args(args, size=args.size, progress=progress)
+    progress("write", 0.0)
+    paths = write_partial(args.out, result)
+    progress("write", 1.0)
+    print(f"coverage {result.meta['coverage']:.1%} of the UV charts, person {result.meta['person']}"
+          f" -> {paths['partial'].parent}")
+    return 0
