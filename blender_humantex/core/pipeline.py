@@ -323,17 +323,20 @@ def _read_partial_pair(partial, visibility, max_pixels):
     return read_rgb(partial, max_pixels=limit, exif_transpose=False), read_gray(visibility, max_pixels=limit), {}
 
 
-def _unwrap(photo, iuv, inds, person, iuv_order, size, max_pixels, progress):
-    try:
-        from .unwrap import unwrap_files
-    except ImportError as e:
-        raise DependencyError(f"photo unwrapping is not available in this version ({e})") from None
-    kwargs = {"inds": inds, "person": person, "size": size, "progress": progress}
+def _unwrap(photo, iuv, inds, person, iuv_order, size, max_pixels, options, report):
+    from .unwrap import unwrap_files
+
+    kwargs = dict(options or {})
     if iuv_order is not None:
         kwargs["iuv_order"] = iuv_order
     if max_pixels is not None:
         kwargs["max_pixels"] = max_pixels
-    result = unwrap_files(photo, iuv, **kwargs)
+
+    def unwrap_progress(stage, fraction):
+        # unwrap_files reports its own file loading as "load"; here that is part of the unwrap stage.
+        report("unwrap", 0.1 * fraction if stage == "load" else 0.1 + 0.9 * fraction)
+
+    result = unwrap_files(photo, iuv, inds_path=inds, person=person, size=size, progress=unwrap_progress, **kwargs)
     return result.partial, result.visibility, dict(result.meta or {})
 
 
@@ -352,11 +355,14 @@ def generate(
     method="full",
     progress=None,
     max_pixels=None,
+    unwrap_options=None,
 ) -> dict:
     """Photo + IUV (or partial + visibility PNGs) -> all layers, meta.json and sheet.png in out_dir.
 
     Progress stages, in order: load, unwrap, sample, refine, write. `progress` may raise
-    CancelledError to stop; nothing is written before the write stage.
+    CancelledError to stop; nothing is written before the write stage. `unwrap_options` are extra
+    keyword arguments for core.unwrap.unwrap_files (on_size_mismatch, erode_px).
+    The photo is unwrapped at the output size, so T_sample carries as much photo detail as it can.
     """
     from . import imageio
     from .sheet import contact_sheet
@@ -381,8 +387,7 @@ def generate(
     report("unwrap", 0.0)
     if photo is not None:
         partial_texture, vis, unwrap_meta = _unwrap(
-            photo, iuv, inds, person, iuv_order, size or 1024, max_pixels,
-            lambda fraction: report("unwrap", fraction),
+            photo, iuv, inds, person, iuv_order, size or 1024, max_pixels, unwrap_options, report
         )
     else:
         partial_texture, vis, unwrap_meta = _read_partial_pair(partial, visibility, max_pixels)
@@ -496,10 +501,12 @@ def run_cli(name: str, args) -> int:
             method=args.method, progress=progress, max_pixels=args.max_pixels,
         )
     else:
+        if args.erode < 0:
+            raise InputError(f"--erode must be ≥ 0, got {args.erode}", kind="bad_argument")
         report = generate(
-            pipeline, out_dir=args.out, photo=args.photo, iuv=args.iuv, inds=getattr(args, "inds", None),
-            person=getattr(args, "person", None), iuv_order=getattr(args, "iuv_order", None), size=args.size,
-            method=args.method, progress=progress, max_pixels=args.max_pixels,
+            pipeline, out_dir=args.out, photo=args.photo, iuv=args.iuv, inds=args.inds,
+            person=args.person, iuv_order=args.iuv_order, size=args.size, method=args.method, progress=progress,
+            max_pixels=args.max_pixels, unwrap_options={"on_size_mismatch": args.on_size_mismatch, "erode_px": args.erode},
         )
     timings = ", ".join(f"{k} {v:.2f}s" for k, v in report["timings"].items())
     print(f"wrote {len(report['outputs'])} files to {os.path.abspath(args.out)} ({timings})")
