@@ -26,9 +26,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from blender_humantex.core.models import ModelConfig, RefinerNet, SamplerNet, save_model
-
 REPO = Path(__file__).resolve().parents[1]
+# The worker's interpreter (needs torch). Blender's own Python, which runs these tests, need not
+# have torch: set HUMANTEX_WORKER_PYTHON when it does not (e.g. a bpy 4.2 venv).
+WORKER_PYTHON = os.environ.get("HUMANTEX_WORKER_PYTHON", sys.executable)
 EXT = "bl_ext.user_default.blender_humantex"
 SIZE = "512"
 COLOR_ROLES = ("final", "sample", "refine", "partial")
@@ -58,22 +59,35 @@ def extension(tmp_path_factory):
     addon_utils.disable(EXT)
 
 
+RANDOM_WEIGHTS_SCRIPT = """
+import sys
+from pathlib import Path
+from blender_humantex.core.models import ModelConfig, RefinerNet, SamplerNet, save_model
+folder = Path(sys.argv[1])
+for net, config in (
+    (SamplerNet, ModelConfig(kind="sampler", ngf=8, n_down=2, n_res=1, net_size=64)),
+    (RefinerNet, ModelConfig(kind="refiner", ngf=8, n_down=2, n_res=1, net_size=64)),
+):
+    save_model(net(config), folder / (config.kind + ".safetensors"), data="random init (test)", command="tests/test_addon.py")
+"""
+
+
 @pytest.fixture(scope="module")
 def random_weights(tmp_path_factory) -> Path:
     # RANDOM weights, made here (see the module docstring): tiny networks so CPU jobs stay fast.
+    # Made by the worker's Python, since the Python running Blender need not have torch.
     folder = tmp_path_factory.mktemp("weights")
-    for net, config in (
-        (SamplerNet, ModelConfig(kind="sampler", ngf=8, n_down=2, n_res=1, net_size=64)),
-        (RefinerNet, ModelConfig(kind="refiner", ngf=8, n_down=2, n_res=1, net_size=64)),
-    ):
-        save_model(net(config), folder / f"{config.kind}.safetensors", data="random init (test)", command="tests/test_addon.py")
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.run([WORKER_PYTHON, "-c", RANDOM_WEIGHTS_SCRIPT, str(folder)], capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(p.name for p in folder.iterdir()) == ["refiner.safetensors", "sampler.safetensors"]
     return folder
 
 
 @pytest.fixture(scope="module")
 def prefs(extension, random_weights):
     prefs = bpy.context.preferences.addons[EXT].preferences
-    prefs.worker_python = sys.executable  # this venv has torch: the worker's environment
+    prefs.worker_python = WORKER_PYTHON
     prefs.device = "cpu"
     prefs.weights_dir = str(random_weights)
     prefs.output_dir = "//humantex/"
@@ -304,7 +318,7 @@ def test_cancel_mid_job(extension, prefs, pr99):
         ("not_a_mesh", "not a mesh"),
         ("no_uv", "has no UV map"),
         ("camera_source", "camera projection is not available yet"),
-        ("bad_iuv", "IUV"),
+        ("bad_iuv", "not_an_image.png"),
     ],
 )
 def test_bad_inputs_give_one_line_errors(extension, prefs, pr99, tmp_path, setup, message):
@@ -355,16 +369,17 @@ def test_headless_batch_resumable(extension, prefs, pr99, random_weights, tmp_pa
     ]}))  # fmt: skip
     command = [
         sys.executable, "-m", "blender_humantex.batch", "--blend", str(blend), "--manifest", str(manifest),
-        "--python", sys.executable, "--device", "cpu", "--weights-dir", str(random_weights),
+        "--python", WORKER_PYTHON, "--device", "cpu", "--weights-dir", str(random_weights),
     ]  # fmt: skip
-    first = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}  # the checkout's package, whatever Python runs Blender
+    first = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=tmp_path, env=env)
     assert first.returncode == 1, first.stdout + first.stderr  # one job failed
     assert "1 done, 0 skipped, 2 failed" in first.stdout
     assert "no object named 'Nobody'" in first.stdout and "missing.jpg" in first.stdout
     status = json.loads((tmp_path / "jobs.status.json").read_text())
     assert sorted(job["status"] for job in status["jobs"].values()) == ["done", "error", "error"]
 
-    second = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    second = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=tmp_path, env=env)
     assert "0 done, 1 skipped, 2 failed" in second.stdout, second.stdout + second.stderr
 
     bpy.ops.wm.open_mainfile(filepath=str(blend))
@@ -376,7 +391,7 @@ def test_batch_bad_manifest_is_one_line(tmp_path):
     (tmp_path / "jobs.json").write_text("{not json")
     proc = subprocess.run(
         [sys.executable, "-m", "blender_humantex.batch", "--manifest", str(tmp_path / "jobs.json"), "--python", sys.executable],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(REPO)},
     )  # fmt: skip
     assert proc.returncode == 2
     assert proc.stderr.strip().startswith("humantex-batch: error: cannot read manifest")
