@@ -324,8 +324,10 @@ def _read_partial_pair(partial, visibility, max_pixels):
 
 
 def _unwrap(photo, iuv, inds, person, iuv_order, size, max_pixels, options, report):
-    from .unwrap import unwrap_files
+    from .unwrap import MAX_TEXTURE_SIZE, MIN_TEXTURE_SIZE, unwrap_files
 
+    # The unwrap works in its own size range; complete() then resizes the partial to the output size.
+    size = min(max(size, MIN_TEXTURE_SIZE), MAX_TEXTURE_SIZE)
     kwargs = dict(options or {})
     if iuv_order is not None:
         kwargs["iuv_order"] = iuv_order
