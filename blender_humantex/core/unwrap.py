@@ -76,6 +76,8 @@ def iuv_channels(raw: np.ndarray, order: str = "auto") -> tuple[np.ndarray, str]
         elif r_ok and not b_ok:
             order = "iuv"
         elif r_ok and b_ok:
+            if not raw[..., 0].any() and not raw[..., 2].any():
+                raise InputError("no person in the IUV image (every pixel has part index 0)", kind="no_person")
             raise InputError(
                 "cannot tell the IUV channel order (red and blue both look like part indices 0..24);"
                 " pass --iuv-order vui or iuv",
