@@ -38,16 +38,20 @@ DATA_ROLES = ("mask", "visibility")
 
 # ---------------------------------------------------------------------------------------- fixtures
 @pytest.fixture(scope="module")
-def extension(tmp_path_factory):
-    """Build the zip, install it with Blender's own installer, enable it; the installed module."""
+def extension_zip(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("dist")
     proc = subprocess.run(
         [sys.executable, str(REPO / "build.py"), "--output-dir", str(out), "--allow-no-weights"],
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
-    zip_path = next(out.glob("blender_humantex-*.zip"))
-    result = bpy.ops.extensions.package_install_files(filepath=str(zip_path), repo="user_default", enable_on_install=True)
+    return next(out.glob("blender_humantex-*.zip"))
+
+
+@pytest.fixture(scope="module")
+def extension(extension_zip):
+    """Install the built zip with Blender's own installer and enable it; the installed module."""
+    result = bpy.ops.extensions.package_install_files(filepath=str(extension_zip), repo="user_default", enable_on_install=True)
     assert result == {"FINISHED"}
     assert EXT in bpy.context.preferences.addons
     module = importlib.import_module(EXT)
@@ -353,7 +357,20 @@ def test_topology_warning(extension):
     assert ops.target_problem(obj) is None
 
 
-def test_headless_batch_resumable(extension, prefs, pr99, random_weights, tmp_path):
+BLENDER_B_SCRIPT = """
+import sys
+import bpy
+zip_path, blend, *args = sys.argv[1:]
+bpy.ops.extensions.package_install_files(filepath=zip_path, repo="user_default", enable_on_install=True)
+bpy.ops.wm.open_mainfile(filepath=blend)
+sys.argv = ["blender", "-b", blend, "--python-expr", "...", "--", *args]  # what Blender's argv looks like
+import blender_humantex.batch as b
+print("batch module:", b.__file__)
+sys.exit(b.main())
+"""
+
+
+def test_headless_batch_resumable(extension, extension_zip, prefs, pr99, random_weights, tmp_path):
     """`python -m blender_humantex.batch` with the bpy module: a good job, a missing object and a
     missing photo; the bad jobs don't stop the good one, a rerun skips what is done."""
     new_scene_with_mesh("Alice")
@@ -379,7 +396,17 @@ def test_headless_batch_resumable(extension, prefs, pr99, random_weights, tmp_pa
     status = json.loads((tmp_path / "jobs.status.json").read_text())
     assert sorted(job["status"] for job in status["jobs"].values()) == ["done", "error", "error"]
 
-    second = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=tmp_path, env=env)
+    # The rerun goes the way `blender -b batch.blend --python-expr "import blender_humantex.batch as b;
+    # b.main()" -- --manifest ...` goes in a stock Blender: a fresh Blender whose only copy of the
+    # code is the installed extension (reached through the short name it registers).
+    fresh_env = {**os.environ, "BLENDER_USER_RESOURCES": str(tmp_path / "fresh-blender-user")}
+    fresh_env.pop("PYTHONPATH", None)
+    second = subprocess.run(
+        [sys.executable, "-c", BLENDER_B_SCRIPT, str(extension_zip), str(blend), *command[command.index("--manifest"):]],
+        capture_output=True, text=True, timeout=600, cwd=tmp_path, env=fresh_env,
+    )  # fmt: skip
+    assert second.returncode == 1, second.stdout + second.stderr
+    assert "batch module: " + str(tmp_path / "fresh-blender-user") in second.stdout
     assert "0 done, 1 skipped, 2 failed" in second.stdout, second.stdout + second.stderr
 
     bpy.ops.wm.open_mainfile(filepath=str(blend))
