@@ -21,7 +21,7 @@ from blender_humantex.worker import protocol
 from blender_humantex.worker.client import WorkerClient, WorkerError, get_client, package_root
 
 STAGES = list(protocol.STAGES)
-SIZE = 256
+SIZE = 128  # small and fast: these tests are about the boundary, not the picture
 
 
 @pytest.fixture(scope="module")
@@ -64,10 +64,20 @@ def read_png(path) -> np.ndarray:
 
 
 def spawn_raw_worker(weights_dir) -> subprocess.Popen:
-    """The server on its own, without the client, for requests the client would never send."""
+    """The server on its own, without the client, for requests the client would never send.
+    Started as `humantex worker` (the client covers `python -m blender_humantex.worker`)."""
     env = dict(os.environ, PYTHONPATH=package_root())
     return subprocess.Popen(
-        [sys.executable, "-m", "blender_humantex.worker", "--device", "cpu", "--weights", str(weights_dir)],
+        [
+            sys.executable,
+            "-m",
+            "blender_humantex",
+            "worker",
+            "--device",
+            "cpu",
+            "--weights",
+            str(weights_dir),
+        ],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
@@ -191,6 +201,47 @@ def test_kill_9_mid_job_then_recovery(client, photo_job, tmp_path):
     # The next job into the killed job's folder clears its orphaned staging folder.
     client.run(out_dir=tmp_path / "killed", **photo_job)
     assert not [p for p in (tmp_path / "killed").iterdir() if p.name.startswith(".humantex-job-")]
+
+
+def test_run_timeout_cancels_the_job(client, photo_job, tmp_path):
+    client.start()
+    with pytest.raises(WorkerError) as info:
+        client.run(timeout=0.05, out_dir=tmp_path / "slow", **dict(photo_job, size=1024))
+    assert info.value.kind == "timeout"
+    assert client.run(out_dir=tmp_path / "next", **photo_job)["outputs"]["final"]
+    assert not (tmp_path / "slow").exists() or list((tmp_path / "slow").iterdir()) == []
+
+
+def test_close_during_a_job_ends_it_and_reaps_the_worker(weights_dir, photo_job, tmp_path):
+    worker = WorkerClient(sys.executable, device="cpu", weights_dir=weights_dir, log_path=tmp_path / "w.log")
+    pid = worker.start()["pid"]
+    job = worker.submit(out_dir=tmp_path / "out", **dict(photo_job, size=1024))
+    first_progress(job)
+    worker.close()
+    assert job.done and job.error is not None and job.error.kind in ("cancelled", "worker_closed")
+    assert not worker.alive
+    if sys.platform.startswith("linux"):
+        assert not Path(f"/proc/{pid}").exists(), "the worker was not reaped (zombie)"
+
+
+@pytest.mark.skipif(not hasattr(__import__("resource"), "prlimit"), reason="needs Linux prlimit")
+def test_out_of_memory_is_reported_and_the_worker_keeps_serving(client, photo_job, tmp_path):
+    """A real allocation failure: the idle worker's address space is capped a few hundred MB above
+    its current size, then asked for the largest texture, whose arrays cannot fit."""
+    import resource
+
+    pid = client.start()["pid"]
+    with open(f"/proc/{pid}/status") as f:
+        vm_bytes = 1024 * next(int(line.split()[1]) for line in f if line.startswith("VmSize:"))
+    resource.prlimit(pid, resource.RLIMIT_AS, (vm_bytes + 400_000_000, resource.RLIM_INFINITY))
+    try:
+        with pytest.raises(WorkerError) as info:
+            client.run(out_dir=tmp_path / "huge", **dict(photo_job, size=4096))
+    finally:
+        resource.prlimit(pid, resource.RLIMIT_AS, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+    assert info.value.kind == "out_of_memory" and "smaller output size" in info.value.message
+    assert client.hello()["pid"] == pid
+    assert client.run(out_dir=tmp_path / "after", **photo_job)["outputs"]["final"]
 
 
 # ---- bad requests and inputs ---------------------------------------------------------------------

@@ -324,8 +324,16 @@ class WorkerServer:
             log(f"job {job_id} ended ({kind}): {message}")
         elif is_out_of_memory(error):
             free_memory()
-            message = "out of memory: try a smaller output size, close other GPU programs, or use device cpu"
-            kind = "out_of_memory"
+            device = getattr(self.pipeline, "device", "cpu")
+            advice = (
+                "close other GPU programs, or use device cpu"
+                if device.startswith("cuda")
+                else "close other programs"
+            )
+            message, kind = (
+                f"out of memory on {device}: try a smaller output size, or {advice}",
+                "out_of_memory",
+            )
             log(f"job {job_id}: {error}")
         else:
             tb = "".join(traceback.format_exception(type(error), error, error.__traceback__))
