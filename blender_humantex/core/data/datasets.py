@@ -19,7 +19,7 @@ import numpy as np
 
 from ..errors import InputError
 from .procedural import body_geometry, make_texture
-from .visibility import load_real_bank, sample_visibility
+from .visibility import load_real_bank, prepare, sample_visibility
 
 SPLITS = {"train": 0, "test": 1}
 TEXTURE_SUFFIXES = (".png", ".jpg", ".jpeg")
@@ -64,7 +64,7 @@ class ProceduralTextureDataset:
             raise InputError(f"seed must be ≥ 0, got {seed}", kind="bad_argument")
         self.split, self.size, self.length, self.seed = split, int(size), int(length), int(seed)
         self.real_fraction = float(real_fraction)
-        body_geometry(self.size)  # fail early (bad size, missing layout package), not in a worker
+        prepare(self.size)  # fail early (bad size, missing layout package) and build caches before workers fork
 
     def __len__(self) -> int:
         return self.length
@@ -133,7 +133,7 @@ class FolderTextureDataset:
         self.length = int(length) if length is not None else len(self.files)
         if self.length < 1:
             raise InputError(f"dataset length must be at least 1, got {self.length}", kind="bad_argument")
-        body_geometry(self.size)
+        prepare(self.size)
 
     def __len__(self) -> int:
         return self.length

@@ -244,6 +244,14 @@ def jitter_real(mask: np.ndarray, rng) -> np.ndarray:
     return m
 
 
+def prepare(size: int) -> None:
+    """Build the per-size caches now (body geometry, view geometry, real bank), e.g. before DataLoader
+    workers fork, so that each worker does not build them again."""
+    body_geometry(size)
+    _view_geometry(size)
+    load_real_bank(size)
+
+
 def sample_visibility(rng, size: int = 256, real_fraction: float = 0.5) -> np.ndarray:
     """One training mask: a jittered real one with probability `real_fraction`, else a synthetic view,
     then DensePose-like misalignment; float32 H×W in {0, 1}, inside the charts, never empty."""
