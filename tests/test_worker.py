@@ -360,10 +360,42 @@ def test_python_without_torch(tmp_path):
     assert not client.alive
 
 
+def find_old_python() -> str | None:
+    """A working Python 3.6-3.9 on this machine (pyenv or PATH), if there is one."""
+    import glob
+    import shutil
+
+    for minor in (9, 8, 7, 6):
+        candidates = sorted(glob.glob(os.path.expanduser(f"~/.pyenv/versions/3.{minor}.*/bin/python")))
+        candidates.append(shutil.which(f"python3.{minor}"))
+        for python in filter(None, candidates):
+            try:  # a pyenv shim for a version that is not selected exits with an error
+                done = subprocess.run(
+                    [python, "-c", "import sys; print(sys.version_info[1])"], capture_output=True
+                )
+            except OSError:
+                continue
+            if done.returncode == 0 and done.stdout.strip() == str(minor).encode():
+                return python
+    return None
+
+
+OLD_PYTHON = find_old_python()
+
+
+@pytest.mark.skipif(OLD_PYTHON is None, reason="no Python 3.6-3.9 on this machine")
+def test_python_too_old(tmp_path):
+    with pytest.raises(WorkerError) as info:
+        WorkerClient(OLD_PYTHON, log_path=tmp_path / "w.log", startup_timeout=60).start()
+    assert info.value.kind == "bad_interpreter"
+    assert "too old" in info.value.message and "3.10+" in info.value.message
+
+
 # ---- the client module itself ------------------------------------------------------------------------
-def test_client_imports_neither_torch_nor_bpy():
+def test_worker_modules_import_neither_torch_nor_bpy():
+    """The client runs in Blender's Python; the server module imports torch only when serving."""
     code = (
-        "import sys, blender_humantex.worker.client\n"
+        "import sys, blender_humantex.worker.client, blender_humantex.worker.server\n"
         "bad = sorted({'torch', 'bpy', 'numpy'} & set(sys.modules))\n"
         "assert not bad, bad\n"
     )
