@@ -20,6 +20,7 @@ when both or neither could be I.
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -196,37 +197,43 @@ def photo_position_grid(iuv: np.ndarray, mask: np.ndarray) -> np.ndarray:
         for dc in (0, 1):
             sl = (slice(dr, part.shape[0] - 1 + dr), slice(dc, part.shape[1] - 1 + dc))
             view[dr, dc] = (part[sl], u[sl], v[sl])
-    tri_part, tri_u, tri_v, tri_r, tri_c, tri_ext = [], [], [], [], [], []
+    same, ext = [], []
     for corners in corners_of:
-        p0 = view[corners[0]][0]
-        same = (p0 > 0) & (view[corners[1]][0] == p0) & (view[corners[2]][0] == p0)
-        cu = np.stack([view[k][1][same] for k in corners], axis=1)  # T×3
-        cv = np.stack([view[k][2][same] for k in corners], axis=1)
-        # (U, V) bounding-box extent: the stretch measure, cheap in integers
-        tri_ext.append(np.maximum(cu.max(1) - cu.min(1), cv.max(1) - cv.min(1)))
-        r, c = np.nonzero(same)
-        tri_part.append(p0[same])
-        tri_u.append(cu)
-        tri_v.append(cv)
-        tri_r.append(r[:, None] + np.array([k[0] for k in corners]))
-        tri_c.append(c[:, None] + np.array([k[1] for k in corners]))
-    tri_part, tri_ext = np.concatenate(tri_part).astype(np.intp), np.concatenate(tri_ext).astype(np.intp)
+        (p0, u0, v0), (p1, u1, v1), (p2, u2, v2) = (view[k] for k in corners)
+        same.append((p0 > 0) & (p1 == p0) & (p2 == p0))
+        # (U, V) bounding-box extent of the triangle: the stretch measure, cheap in integers
+        ext_u = np.maximum(np.maximum(u0, u1), u2) - np.minimum(np.minimum(u0, u1), u2)
+        ext_v = np.maximum(np.maximum(v0, v1), v2) - np.minimum(np.minimum(v0, v1), v2)
+        ext.append(np.maximum(ext_u, ext_v))
 
-    grid = np.full((25, g, g, 2), np.nan, dtype=np.float32)
-    if len(tri_part):
-        # per-part stretch limit from the 90th percentile of the extent (a histogram per part)
-        hist = np.bincount(tri_part * 256 + tri_ext, minlength=25 * 256).reshape(25, 256)
-        cdf = np.cumsum(hist, axis=1)
-        p90 = np.argmax(cdf >= 0.9 * np.maximum(cdf[:, -1:], 1), axis=1)
-        limit = np.maximum(STRETCH_FLOOR, STRETCH_FACTOR * p90)
+    # per-part stretch limit from the 90th percentile of the extent (a histogram per part)
+    hist = np.zeros((25, 256), dtype=np.int64)
+    for k, corners in enumerate(corners_of):
+        p0 = view[corners[0]][0]
+        hist += np.bincount(p0[same[k]].astype(np.intp) * 256 + ext[k][same[k]], minlength=25 * 256).reshape(25, 256)
+    cdf = np.cumsum(hist, axis=1)
+    p90 = np.argmax(cdf >= 0.9 * np.maximum(cdf[:, -1:], 1), axis=1)
+    limit = np.maximum(STRETCH_FLOOR, STRETCH_FACTOR * p90).astype(np.int16)
+
+    tri_u, tri_v, tri_p, tri_xy = [], [], [], []
+    for k, corners in enumerate(corners_of):
+        p0 = view[corners[0]][0]
         # a triangle inside one 1×1 cell square covers no grid point but its own corners, which the
         # direct per-cell means below already give: skip those (most triangles, for a large person)
-        keep = (tri_ext > 1) & (tri_ext <= limit[tri_part])
-        tu = np.concatenate(tri_u)[keep].astype(np.float64)
-        tv = np.concatenate(tri_v)[keep].astype(np.float64)
-        kp = tri_part[keep]
+        keep = same[k] & (ext[k] > 1) & (ext[k] <= limit[p0])
+        r, c = np.nonzero(keep)
+        tri_p.append(p0[r, c])
+        tri_u.append(np.stack([view[q][1][r, c] for q in corners], axis=1))
+        tri_v.append(np.stack([view[q][2][r, c] for q in corners], axis=1))
+        tri_xy.append(np.stack([np.stack([c + q[1], r + q[0]], axis=-1) for q in corners], axis=1))
+    kp = np.concatenate(tri_p).astype(np.float64)
+
+    grid = np.full((25, g, g, 2), np.nan, dtype=np.float32)
+    if len(kp):
+        tu = np.concatenate(tri_u).astype(np.float64)
+        tv = np.concatenate(tri_v).astype(np.float64)
         corners_xy = np.stack([tu + 0.5 + g * kp[:, None], tv + 0.5], axis=-1)  # grid cell k has its centre at k+0.5
-        positions = np.stack([np.concatenate(tri_c)[keep], np.concatenate(tri_r)[keep]], axis=-1).astype(np.float32)
+        positions = np.concatenate(tri_xy).astype(np.float32)  # T×3×(x, y) in the image
         index, bary = rasterize_triangles(corners_xy, g, 25 * g)
         hit = index >= 0
         strip = np.full((g, 25 * g, 2), np.nan, dtype=np.float32)
@@ -246,28 +253,41 @@ def photo_position_grid(iuv: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return grid
 
 
-def texel_photo_positions(grid: np.ndarray, layout) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(rows, cols) of the visible chart texels and their (x, y) in the IUV image (bilinear in the grid)."""
+@functools.lru_cache(maxsize=4)
+def _grid_lookup_maps(size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Where each texel of a size² layout reads the 25 part grids laid side by side (cv2.remap maps)."""
+    layout = get_layout(size)
     g = DP_GRID
-    rows, cols = np.nonzero(layout.chart_mask)
-    part = layout.part_label[rows, cols].astype(np.intp)
-    fx = np.clip(layout.dp_uv[rows, cols, 0] * (g - 1) - IUV_CELL_CENTRE, 0, g - 1)
-    fy = np.clip(layout.dp_uv[rows, cols, 1] * (g - 1) - IUV_CELL_CENTRE, 0, g - 1)
-    x0 = np.minimum(np.floor(fx).astype(np.intp), g - 2)
-    y0 = np.minimum(np.floor(fy).astype(np.intp), g - 2)
-    wx, wy = fx - x0, fy - y0
-    total = np.zeros(len(rows), dtype=np.float32)
-    acc = np.zeros((len(rows), 2), dtype=np.float32)
-    for dy, dx, w in ((0, 0, (1 - wx) * (1 - wy)), (0, 1, wx * (1 - wy)), (1, 0, (1 - wx) * wy), (1, 1, wx * wy)):
-        val = grid[part, y0 + dy, x0 + dx]
-        ok = ~np.isnan(val[:, 0])
-        w = np.where(ok, w, 0.0).astype(np.float32)
-        acc += w[:, None] * np.nan_to_num(val)
-        total += w
-    # visible where at least half of the bilinear weight lands on seen cells (~ the nearest cell is seen)
-    visible = total >= 0.5
-    xy = acc[visible] / total[visible, None]
-    return rows[visible], cols[visible], xy
+    fx = np.clip(layout.dp_uv[..., 0] * (g - 1) - IUV_CELL_CENTRE, 0, g - 1) + g * layout.part_label
+    fy = np.clip(layout.dp_uv[..., 1] * (g - 1) - IUV_CELL_CENTRE, 0, g - 1)
+    outside = ~layout.chart_mask
+    fx[outside] = -2.0  # reads the constant 0 border: weight 0, not visible
+    fy[outside] = -2.0
+    return fx.astype(np.float32), fy.astype(np.float32)
+
+
+def texel_photo_positions(grid: np.ndarray, layout) -> tuple[np.ndarray, np.ndarray]:
+    """Each texel's (x, y) in the IUV image, bilinear in the grid over seen cells, and which texels are seen.
+
+    Returns (xy float32 S×S×2, visible bool S×S). A texel is seen when at least half of its bilinear
+    weight falls on seen cells (about: its nearest cell is seen).
+    """
+    import cv2
+
+    g = DP_GRID
+    seen = ~np.isnan(grid[..., 0])
+    # (x·w, y·w, w) with w = 1 on seen cells: bilinear sampling then gives the weighted mean over seen cells
+    strip = np.zeros((25, g, g, 3), dtype=np.float32)
+    strip[seen, :2] = grid[seen]
+    strip[seen, 2] = 1.0
+    strip = np.ascontiguousarray(strip.transpose(1, 0, 2, 3).reshape(g, 25 * g, 3))
+    map_x, map_y = _grid_lookup_maps(layout.size)
+    sampled = cv2.remap(strip, map_x, map_y, interpolation=cv2.INTER_LINEAR,
+                        borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    weight = sampled[..., 2]
+    visible = (weight >= 0.5) & layout.chart_mask
+    xy = sampled[..., :2] / np.maximum(weight, 1e-6)[..., None]
+    return xy, visible
 
 
 def _prepare(iuv, inds, person, erode_px):
@@ -289,10 +309,8 @@ def visibility_from_iuv(iuv: np.ndarray, inds: np.ndarray | None = None, person:
     """Which texels of a size² SMPL-UV texture the person in this IUV (I,U,V order, uint8) shows: float32 {0,1}."""
     layout = get_layout(_check_size(size) if size >= MIN_TEXTURE_SIZE else int(size))
     _, eroded, _, _ = _prepare(iuv, inds, person, erode_px)
-    rows, cols, _ = texel_photo_positions(photo_position_grid(iuv, eroded), layout)
-    visibility = np.zeros((layout.size, layout.size), dtype=np.float32)
-    visibility[rows, cols] = 1.0
-    return visibility
+    _, visible = texel_photo_positions(photo_position_grid(iuv, eroded), layout)
+    return visible.astype(np.float32)
 
 
 def unwrap(photo: np.ndarray, iuv: np.ndarray, inds: np.ndarray | None = None, person: int | None = None,
@@ -332,7 +350,7 @@ def unwrap(photo: np.ndarray, iuv: np.ndarray, inds: np.ndarray | None = None, p
 
     t = time.perf_counter()
     grid = photo_position_grid(iuv, eroded)
-    rows, cols, xy = texel_photo_positions(grid, layout)
+    xy, visible = texel_photo_positions(grid, layout)
     timings["map_ms"] = (time.perf_counter() - t) * 1e3
     if progress:
         progress("unwrap", 0.7)
@@ -343,13 +361,10 @@ def unwrap(photo: np.ndarray, iuv: np.ndarray, inds: np.ndarray | None = None, p
     # IUV pixel centres -> photo pixel centres (identity when the sizes match)
     sx = photo.shape[1] / iuv.shape[1]
     sy = photo.shape[0] / iuv.shape[0]
-    map_x = np.full((size, size), -1.0, dtype=np.float32)
-    map_y = np.full((size, size), -1.0, dtype=np.float32)
-    map_x[rows, cols] = (xy[:, 0] + 0.5) * sx - 0.5
-    map_y[rows, cols] = (xy[:, 1] + 0.5) * sy - 0.5
+    map_x = np.where(visible, (xy[..., 0] + 0.5) * sx - 0.5, -1.0).astype(np.float32)
+    map_y = np.where(visible, (xy[..., 1] + 0.5) * sy - 0.5, -1.0).astype(np.float32)
     partial = cv2.remap(photo, map_x, map_y, interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    visibility = np.zeros((size, size), dtype=np.float32)
-    visibility[rows, cols] = 1.0
+    visibility = visible.astype(np.float32)
     partial *= visibility[..., None]
     timings["sample_ms"] = (time.perf_counter() - t) * 1e3
     timings["total_ms"] = (time.perf_counter() - t0) * 1e3
@@ -363,8 +378,8 @@ def unwrap(photo: np.ndarray, iuv: np.ndarray, inds: np.ndarray | None = None, p
         "person": chosen,
         "persons": {str(k): v for k, v in sorted(persons.items())},
         "person_pixels": int(mask.sum()),
-        "coverage": round(len(rows) / chart_texels, 6),
-        "visible_texels": int(len(rows)),
+        "coverage": round(int(visible.sum()) / chart_texels, 6),
+        "visible_texels": int(visible.sum()),
         "photo_size": [int(photo.shape[1]), int(photo.shape[0])],
         "iuv_size": [int(iuv.shape[1]), int(iuv.shape[0])],
         "erode_px": int(erode_px),
