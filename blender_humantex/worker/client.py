@@ -142,7 +142,7 @@ class _Connection:
         self.lock = threading.Lock()
         self.write_lock = threading.Lock()
         self.jobs: dict[str, Job] = {}
-        self.replies: dict[str, list] = {}  # request id -> [reply or None], for hello
+        self.replies: dict[str, list] = {}  # request id -> the replies to it so far (hello)
         self.replied = threading.Condition(self.lock)
         self.stray_lines: list[str] = []  # stdout lines that are not protocol messages
         self.dead = False
@@ -454,8 +454,13 @@ class WorkerClient:
             message["id"] = job.id
             job._log_offset = conn.log_size()  # so a crash report quotes this job's log lines only
             with conn.lock:
+                dead = conn.dead  # died since start(): its reader has already failed its jobs
                 conn.jobs[job.id] = job
             try:
+                if dead:
+                    raise WorkerError(
+                        f"the worker process {conn.describe_exit()}; log: {conn.log_path}", "worker_died"
+                    )
                 conn.send(message)
             except WorkerError as e:
                 job._fail(e.message, e.kind)

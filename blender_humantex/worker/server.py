@@ -150,12 +150,16 @@ class WorkerServer:
                 continue
             if not line.strip():
                 continue
+            message = {}
             try:
                 message = decode(line, REQUEST_TYPES)
                 if self.handle(message) == "shutdown":
                     return
             except ProtocolError as e:
                 self.send_error(e.request_id, str(e), e.kind)
+            except Exception as e:  # a bug must not kill the reader: the worker would go deaf
+                log(f"request failed:\n{traceback.format_exc()}")
+                self.send_error(message.get("id"), f"internal error: {type(e).__name__}: {e}", "internal")
 
     def handle(self, message: dict):
         kind, request_id = message["type"], message.get("id")
@@ -255,6 +259,7 @@ class WorkerServer:
             job_id, fields = item
             with self._state_lock:
                 if job_id not in self._queued:  # cancelled while queued (already answered)
+                    self._cancelled.discard(job_id)
                     continue
                 self._queued.discard(job_id)
                 self._current = job_id
