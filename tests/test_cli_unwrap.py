@@ -56,10 +56,11 @@ def test_unwrap_every_sample(name, samples, tmp_path):
 def test_person_and_order_flags(samples, tmp_path):
     photo, iuv, inds = SAMPLES["demo"]
     r = humantex("unwrap", "--photo", samples / photo, "--iuv", samples / iuv, "--inds", samples / inds,
-                 "--person", 7, "--iuv-order", "vui", "--size", 256, "--out", tmp_path, "--quiet")
+                 "--person", 7, "--iuv-order", "vui", "--erode", 2, "--size", 256, "--out", tmp_path, "--quiet")
     assert r.returncode == 0, r.stderr
     assert r.stderr == ""  # --quiet: no progress
-    assert json.loads((tmp_path / "meta.json").read_text())["person"] == 7
+    meta = json.loads((tmp_path / "meta.json").read_text())
+    assert meta["person"] == 7 and meta["erode_px"] == 2
 
 
 def _one_line_error(r, *words):

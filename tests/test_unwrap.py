@@ -159,6 +159,19 @@ def test_eroded_silhouette_keeps_background_out(samples):
     assert eroded < 0.75 * raw
 
 
+def test_auto_erosion_grows_with_the_person(samples, demo):
+    photo, iuv, inds = demo
+    small = U.unwrap(photo, iuv, inds, person=7, size=256)
+    d = samples / "densepose_pr99"
+    large = U.unwrap_files(d / "im.jpg", d / "IUV.png", d / "INDS.png", size=256)
+    assert small.meta["erode_px"] == 1
+    assert large.meta["erode_px"] == 3  # a ~740 px tall person: DensePose's outline is a few px off
+    fixed = U.unwrap_files(d / "im.jpg", d / "IUV.png", d / "INDS.png", size=256, erode_px=0)
+    assert fixed.meta["erode_px"] == 0 and fixed.visibility.sum() > large.visibility.sum()
+    with pytest.raises(InputError):
+        U.unwrap(photo, iuv, inds, size=256, erode_px=-1)
+
+
 def test_size_mismatch_resize_scales_positions(samples):
     base = samples / SMPLITEX
     photo = read_rgb(f"{base}.jpg")

@@ -2,7 +2,9 @@
 
 Method (inverse mapping, so a small person never leaves holes in a large texture):
 1. The chosen person's pixels are taken from the IUV (and INDS), and the silhouette is eroded so that
-   texels near the body's outline never pick up background.
+   texels near the body's outline never pick up background. DensePose's outline is only as sharp as its
+   per-box output grid, so its error grows with the person's size: by default the erosion does too
+   (1 px per AUTO_ERODE_PER_PX pixels of the person's longer side, 1..AUTO_ERODE_MAX px).
 2. Every 2×2 block of neighbouring pixels on the same body part spans two triangles of the surface.
    Each part's DensePose (U, V) square is a 256² grid (IUV values are 8-bit); the triangles are
    rasterised into it, interpolating the photo position (x, y) of their corners. Grid cells hit by
@@ -34,7 +36,9 @@ from .uv_layout import DP_GRID, LAYOUT_ID, get_layout, rasterize_triangles
 MIN_TEXTURE_SIZE, MAX_TEXTURE_SIZE = 256, 2048
 IUV_ORDERS = ("auto", "vui", "iuv")
 N_PARTS = 24
-DEFAULT_ERODE_PX = 1
+DEFAULT_ERODE_PX = None  # None: grows with the person's size (see auto_erode_px)
+AUTO_ERODE_PER_PX = 250
+AUTO_ERODE_MAX = 6
 # A triangle of neighbouring pixels whose longest (U, V) edge exceeds this many times the part's
 # 90th-percentile pixel step (or STRETCH_FLOOR grid cells, whichever is larger) is a fold or an error.
 STRETCH_FACTOR = 4.0
@@ -290,6 +294,15 @@ def texel_photo_positions(grid: np.ndarray, layout) -> tuple[np.ndarray, np.ndar
     return xy, visible
 
 
+def auto_erode_px(mask: np.ndarray) -> int:
+    """The default erosion for a person mask: 1 px per AUTO_ERODE_PER_PX px of its bounding box's longer side."""
+    rows, cols = np.nonzero(mask.any(axis=1))[0], np.nonzero(mask.any(axis=0))[0]
+    if not len(rows):
+        return 1
+    longer = max(rows[-1] - rows[0] + 1, cols[-1] - cols[0] + 1)
+    return int(np.clip(round(longer / AUTO_ERODE_PER_PX), 1, AUTO_ERODE_MAX))
+
+
 def _prepare(iuv, inds, person, erode_px):
     iuv = np.asarray(iuv)
     if iuv.ndim != 3 or iuv.shape[2] != 3 or iuv.dtype != np.uint8:
@@ -298,23 +311,30 @@ def _prepare(iuv, inds, person, erode_px):
     if top > N_PARTS:
         raise InputError(f"not a DensePose IUV: part index reaches {top} (must be 0..{N_PARTS})", kind="not_iuv")
     mask, chosen, persons = select_person(iuv, inds, person)
+    if erode_px is None:
+        erode_px = auto_erode_px(mask)
+    elif int(erode_px) < 0:
+        raise InputError(f"erosion must be ≥ 0 pixels, got {erode_px}", kind="bad_argument")
     eroded = _erode(mask, int(erode_px))
     if not eroded.any():
         eroded = mask  # a person thinner than the erosion: keep what there is rather than nothing
-    return mask, eroded, chosen, persons
+    return mask, eroded, chosen, persons, int(erode_px)
 
 
 def visibility_from_iuv(iuv: np.ndarray, inds: np.ndarray | None = None, person: int | None = None,
-                        size: int = 256, erode_px: int = DEFAULT_ERODE_PX) -> np.ndarray:
-    """Which texels of a size² SMPL-UV texture the person in this IUV (I,U,V order, uint8) shows: float32 {0,1}."""
-    layout = get_layout(_check_size(size) if size >= MIN_TEXTURE_SIZE else int(size))
-    _, eroded, _, _ = _prepare(iuv, inds, person, erode_px)
+                        size: int = 256, erode_px: int | None = DEFAULT_ERODE_PX) -> np.ndarray:
+    """Which texels of a size² SMPL-UV texture the person in this IUV (I,U,V order, uint8) shows: float32 {0,1}.
+
+    Any layout size get_layout accepts (64..4096), so training can use small masks.
+    """
+    layout = get_layout(size)
+    _, eroded, _, _, _ = _prepare(iuv, inds, person, erode_px)
     _, visible = texel_photo_positions(photo_position_grid(iuv, eroded), layout)
     return visible.astype(np.float32)
 
 
 def unwrap(photo: np.ndarray, iuv: np.ndarray, inds: np.ndarray | None = None, person: int | None = None,
-           size: int = 512, erode_px: int = DEFAULT_ERODE_PX, on_size_mismatch: str = "error",
+           size: int = 512, erode_px: int | None = DEFAULT_ERODE_PX, on_size_mismatch: str = "error",
            progress=None) -> PartialTexture:
     """Unwrap a photo into a size² partial SMPL-UV texture.
 
@@ -322,6 +342,7 @@ def unwrap(photo: np.ndarray, iuv: np.ndarray, inds: np.ndarray | None = None, p
     order (see iuv_channels for files). inds: optional h×w person index map; person: which one (default:
     the largest). If the photo and the IUV differ in size, on_size_mismatch="resize" treats the IUV as
     covering the whole photo (positions are scaled, nothing is resampled); "error" refuses.
+    erode_px: silhouette erosion in IUV pixels; None picks it from the person's size (auto_erode_px).
     """
     timings = {}
     t0 = time.perf_counter()
@@ -339,7 +360,7 @@ def unwrap(photo: np.ndarray, iuv: np.ndarray, inds: np.ndarray | None = None, p
             )
     if progress:
         progress("unwrap", 0.0)
-    mask, eroded, chosen, persons = _prepare(iuv, inds, person, erode_px)
+    mask, eroded, chosen, persons, erode_px = _prepare(iuv, inds, person, erode_px)
     timings["select_ms"] = (time.perf_counter() - t0) * 1e3
 
     t = time.perf_counter()
@@ -406,7 +427,7 @@ def _resize_nearest(arr: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
 
 def unwrap_files(photo_path, iuv_path, inds_path=None, person: int | None = None, size: int = 512,
                  iuv_order: str = "auto", on_size_mismatch: str = "error", max_pixels: int = DEFAULT_MAX_PIXELS,
-                 erode_px: int = DEFAULT_ERODE_PX, progress=None) -> PartialTexture:
+                 erode_px: int | None = DEFAULT_ERODE_PX, progress=None) -> PartialTexture:
     """unwrap() on files: any photo PIL reads (EXIF orientation applied, alpha composited over black)."""
     if progress:
         progress("load", 0.0)
@@ -460,6 +481,20 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _erode_arg(text: str) -> int | None:
+    import argparse
+
+    if text == "auto":
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected 'auto' or a number of pixels, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected ≥ 0 pixels, got {value}")
+    return value
+
+
 def add_unwrap_arguments(parser) -> None:
     """The unwrap inputs, shared by `humantex unwrap` and `humantex generate`."""
     parser.add_argument("--photo", required=True, help="photo of the person (JPEG/PNG/...; EXIF orientation applied)")
@@ -474,14 +509,13 @@ def add_unwrap_arguments(parser) -> None:
                         help="photo and IUV of different sizes: error (default) or stretch the IUV over the photo")
     parser.add_argument("--max-pixels", type=_positive_int, default=DEFAULT_MAX_PIXELS,
                         help=f"refuse images larger than this many pixels (default {DEFAULT_MAX_PIXELS})")
-    parser.add_argument("--erode", type=int, default=DEFAULT_ERODE_PX, metavar="PX",
-                        help=f"erode the silhouette by PX pixels so seams skip the background (default {DEFAULT_ERODE_PX})")
+    parser.add_argument("--erode", type=_erode_arg, default=DEFAULT_ERODE_PX, metavar="PX",
+                        help="erode the silhouette by PX pixels so seams skip the background"
+                             f" (default: auto, 1 px per {AUTO_ERODE_PER_PX} px of person size, at most {AUTO_ERODE_MAX})")
 
 
 def unwrap_from_args(args, size: int, progress=None) -> PartialTexture:
     """Run unwrap_files with the arguments add_unwrap_arguments defined."""
-    if args.erode < 0:
-        raise InputError(f"--erode must be ≥ 0, got {args.erode}", kind="bad_argument")
     return unwrap_files(args.photo, args.iuv, inds_path=args.inds, person=args.person, size=size,
                         iuv_order=args.iuv_order, on_size_mismatch=args.on_size_mismatch,
                         max_pixels=args.max_pixels, erode_px=args.erode, progress=progress)
