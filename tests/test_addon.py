@@ -366,7 +366,12 @@ bpy.ops.wm.open_mainfile(filepath=blend)
 sys.argv = ["blender", "-b", blend, "--python-expr", "...", "--", *args]  # what Blender's argv looks like
 import blender_humantex.batch as b
 print("batch module:", b.__file__)
-sys.exit(b.main())
+code = b.main()
+sys.stdout.flush()
+# The bpy 4.2 module can crash in interpreter shutdown once Python classes were registered (the
+# Blender binary exits through its own path); the batch has saved everything by now.
+import os
+os._exit(code)
 """
 
 
