@@ -187,94 +187,95 @@ class HUMANTEX_OT_generate(bpy.types.Operator):
 
     bl_idname = "humantex.generate"
     bl_label = "Generate Texture"
-    bl_options = {"REGISTER", "UNDO"}
+    bl_options = {"REGISTER", "UNDO"}  # one undo step per generation, pushed when it finishes
 
     _task = None
     _timer = None
+    _scene_name = ""
 
     @classmethod
     def poll(cls, context):
         return context.scene is not None and running_task(context.scene) is None
 
-    def _fail(self, context, message: str):
-        _set_status(context, context.scene.humantex, error=message)
+    def _fail(self, context, scene, message: str):
+        _set_status(context, scene.humantex, error=message)
         self.report({"ERROR"}, message)
         return {"CANCELLED"}
 
-    def _done(self, context, task, material):
+    def _done(self, context, scene, task, material):
         message = f"{material.name}: {task.request['size']}px texture from {os.path.basename(task.request['photo'])}"
-        _set_status(context, context.scene.humantex, stage="done", fraction=1.0, message=message)
+        _set_status(context, scene.humantex, stage="done", fraction=1.0, message=message)
         self.report({"INFO"}, message)
         return {"FINISHED"}
 
     def execute(self, context):
         """Synchronous: blocks until the texture is on the material (for `-b` and scripts)."""
-        props = context.scene.humantex
+        scene = context.scene
         try:
             task = GenerationTask.from_context(context)
-            _set_status(context, props, stage="start")
-            task.run_blocking(lambda stage, fraction: _set_status(context, props, stage, fraction))
+            _set_status(context, scene.humantex, stage="start")
+            task.run_blocking(lambda stage, fraction: _set_status(context, scene.humantex, stage, fraction))
             material = task.apply()
         except _user_errors() as e:
-            return self._fail(context, str(e))
-        return self._done(context, task, material)
+            return self._fail(context, scene, str(e))
+        return self._done(context, scene, task, material)
 
     def invoke(self, context, event):
         if bpy.app.background or context.window is None:
             return self.execute(context)
+        scene = context.scene
         try:
             task = GenerationTask.from_context(context)
             task.start()
         except _user_errors() as e:
-            return self._fail(context, str(e))
-        self._task = task
-        _running[context.scene.name_full] = task
-        _set_status(context, context.scene.humantex, stage="start")
+            return self._fail(context, scene, str(e))
+        # The scene is remembered by name: the user may switch scenes while the job runs.
+        self._task, self._scene_name = task, scene.name_full
+        _running[self._scene_name] = task
+        _set_status(context, scene.humantex, stage="start")
         wm = context.window_manager
         self._timer = wm.event_timer_add(TIMER_INTERVAL_S, window=context.window)
         wm.modal_handler_add(self)
         return {"RUNNING_MODAL"}
 
-    def _cleanup(self, context):
+    def _finish(self, context):
         if self._timer is not None:
             context.window_manager.event_timer_remove(self._timer)
             self._timer = None
-        _running.pop(context.scene.name_full, None)
+        _running.pop(self._scene_name, None)
         if context.workspace is not None:
             context.workspace.status_text_set(None)
 
     def modal(self, context, event):
         task = self._task
-        props = context.scene.humantex
+        scene = bpy.data.scenes.get(self._scene_name) or context.scene
         if event.type == "ESC" and event.value == "PRESS":
             task.cancel()
-            self._cleanup(context)
-            _set_status(context, props, message="cancelled")
+            self._finish(context)
+            _set_status(context, scene.humantex, message="cancelled")
             self.report({"WARNING"}, "HumanTex: generation cancelled")
             return {"CANCELLED"}
-        if event.type != "TIMER" or event.timer is not self._timer:
+        if event.type != "TIMER":  # any timer will do: a tick is a cheap, non-blocking drain
             return {"PASS_THROUGH"}
         try:
             state = task.tick()
             if state == "done":
                 material = task.apply()
-                self._cleanup(context)
-                return self._done(context, task, material)
+                self._finish(context)
+                return self._done(context, scene, task, material)
         except _user_errors() as e:
-            self._cleanup(context)
-            return self._fail(context, str(e))
+            self._finish(context)
+            return self._fail(context, scene, str(e))
         if state == "cancelled":
-            self._cleanup(context)
-            _set_status(context, props, message="cancelled")
+            self._finish(context)
+            _set_status(context, scene.humantex, message="cancelled")
             return {"CANCELLED"}
         if state == "error":
-            self._cleanup(context)
-            return self._fail(context, task.error_message)
-        _set_status(context, props, task.stage, task.fraction)
+            self._finish(context)
+            return self._fail(context, scene, task.error_message)
+        _set_status(context, scene.humantex, task.stage, task.fraction)
         if context.workspace is not None:
-            context.workspace.status_text_set(
-                f"HumanTex: {task.stage} {int(100 * task.fraction)}%  (Esc to cancel)"
-            )
+            context.workspace.status_text_set(f"HumanTex: {task.stage} {int(100 * task.fraction)}%  (Esc to cancel)")
         return {"PASS_THROUGH"}
 
 
