@@ -49,7 +49,7 @@ PART_NAMES = (
 )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # compared and hashed by identity: the fields are arrays
 class UVLayout:
     """Per-texel maps of the SMPL UV square at one resolution (all H×W, H = W = size)."""
 
