@@ -428,3 +428,53 @@ def test_batch_bad_manifest_is_one_line(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.strip().startswith("humantex-batch: error: cannot read manifest")
     assert "Traceback" not in proc.stderr
+
+
+def write_layer_pngs(folder: Path, seed: int) -> dict:
+    """Small layer PNGs in the worker's formats (RGB colour, 8-bit grey data), for material-only tests."""
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    outputs = {}
+    for role in (*COLOR_ROLES, *DATA_ROLES):
+        shape = (64, 64, 3) if role in COLOR_ROLES else (64, 64)
+        Image.fromarray(rng.integers(0, 256, shape, dtype=np.uint8)).save(folder / f"{role}.png")
+        outputs[role] = str(folder / f"{role}.png")
+    return outputs
+
+
+def test_materials_keep_user_material_and_nodes(extension, tmp_path):
+    """Without the worker: the user's own material and node edits survive (re)applying layers."""
+    mat = extension.addon.materials
+    obj = new_scene_with_mesh("Dressed")
+    skin = bpy.data.materials.new("Skin")
+    obj.data.materials.append(skin)
+    bpy.ops.wm.save_as_mainfile(filepath=str(tmp_path / "dressed.blend"))
+
+    material = mat.apply_outputs(obj, write_layer_pngs(tmp_path / "a", seed=1))
+    assert obj.material_slots[0].material == material
+    assert skin.use_fake_user and material["humantex_previous_material"] == "Skin"
+    check_material(extension, obj, 64)
+
+    # The user renames our nodes, deletes our Principled BSDF and wires their own shader.
+    nodes = mat.humantex_nodes(material)
+    nodes["final"].name = "whatever the user likes"
+    tree = material.node_tree
+    tree.nodes.remove(nodes["principled"])
+    emission = tree.nodes.new("ShaderNodeEmission")
+    emission_name = emission.name
+    tree.links.new(emission.outputs["Emission"], nodes["output"].inputs["Surface"])
+    user_nodes = {n.name for n in tree.nodes if not n.get(mat.ROLE_KEY)}
+
+    mat.apply_outputs(obj, write_layer_pngs(tmp_path / "b", seed=2))
+    nodes = mat.humantex_nodes(material)
+    assert nodes["final"].name == "whatever the user likes"  # found by tag, not by name
+    assert user_nodes <= {n.name for n in tree.nodes}
+    assert linked_from(nodes["output"].inputs["Surface"])[0] == emission  # the user's wiring is kept
+    assert linked_from(nodes["principled"].inputs["Base Color"])[0] == nodes["final"]  # a new Principled
+    expected = np.asarray(Image.open(tmp_path / "b" / "final.png"), np.float32) / 255
+    assert np.abs(image_pixels(nodes["final"].image)[..., :3] - expected).max() < 1.5 / 255
+
+    bpy.ops.wm.save_mainfile()
+    bpy.ops.wm.open_mainfile(filepath=str(tmp_path / "dressed.blend"))
+    assert bpy.data.materials.get("Skin") is not None  # kept by its fake user, though no slot uses it
+    assert bpy.data.materials["HumanTex_Dressed"].node_tree.nodes.get(emission_name) is not None
