@@ -31,7 +31,7 @@ from .errors import DependencyError, InputError
 
 LAYOUT_ID = "smpl_uv_v1"
 MIN_SIZE, MAX_SIZE = 64, 4096
-_BUILD_VERSION = 3  # bump when the build changes, so stale on-disk caches are ignored
+_BUILD_VERSION = 4  # bump when the build changes, so stale on-disk caches are ignored
 _DISK_CACHE_FROM = 1024  # sizes below this build in well under a second; no disk cache
 LAYOUT_DATA = Path(__file__).with_name("layout_data")
 SYMMETRY_FILE = LAYOUT_DATA / "densepose_uv_symmetry.npz"
