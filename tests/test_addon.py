@@ -278,7 +278,7 @@ def test_layer_preview_relinks_base_color(extension, prefs, pr99, tmp_path):
     check_material(extension, obj, int(SIZE), layer="mask")
 
 
-def test_modal_tick_path_and_packing_when_unsaved(extension, prefs, pr99):
+def test_modal_tick_path_and_packing_when_unsaved(extension, prefs, pr99, pose_with_style):
     """The modal operator's code path (submit, then non-blocking ticks), driven here by hand since
     INVOKE modal operators do not run headless. An unsaved .blend gets packed images."""
     obj = new_scene_with_mesh("Ticked")
@@ -298,6 +298,15 @@ def test_modal_tick_path_and_packing_when_unsaved(extension, prefs, pr99):
     task.apply()
     nodes = check_material(extension, obj, int(SIZE))
     assert all(nodes[role].image.packed_file is not None for role in (*COLOR_ROLES, *DATA_ROLES))
+
+    # Regenerating into packed images replaces their packed pixels in place.
+    packed_final = nodes["final"].image
+    before = image_pixels(packed_final).copy()
+    set_inputs(pose_with_style, iuv_order="iuv")
+    assert bpy.ops.humantex.generate("EXEC_DEFAULT") == {"FINISHED"}
+    nodes = check_material(extension, obj, int(SIZE))
+    assert nodes["final"].image == packed_final and packed_final.packed_file is not None
+    assert np.abs(image_pixels(packed_final) - before).mean() > 0.01
 
 
 def test_cancel_mid_job(extension, prefs, pr99):
