@@ -270,8 +270,11 @@ class Pipeline:
 
         started = time.perf_counter()
         report("sample", fraction(0.0))
-        partial = torch.from_numpy(np.stack([p for p, _ in inputs])).permute(0, 3, 1, 2).to(self.device)
-        visibility = torch.from_numpy(np.stack([v for _, v in inputs]))[:, None].to(self.device)
+        def batch(arrays):  # a single texture needs no stacked copy
+            return torch.from_numpy(arrays[0][None] if len(arrays) == 1 else np.stack(arrays))
+
+        partial = batch([p for p, _ in inputs]).permute(0, 3, 1, 2).to(self.device)
+        visibility = batch([v for _, v in inputs])[:, None].to(self.device)
         partial, visibility = resize_partial(partial, visibility, (out_size, out_size))
         if method == "full":
             with self._autocast():
@@ -300,14 +303,18 @@ class Pipeline:
             "partial": partial,
             "visibility": visibility[:, 0],
         }
+        # Convert one layer at a time and drop its tensor, so a 4096² result is not held twice.
+        del t_final, blend_mask, t_sample, t_refine, partial, visibility
         out = [{} for _ in inputs]
-        for name, tensor in layers.items():
-            array = tensor.float().clamp_(0, 1)
-            if array.ndim == 4:
-                array = array.permute(0, 2, 3, 1)
-            array = array.cpu().numpy()
+        for name in LAYER_NAMES:
+            tensor = layers.pop(name).float().clamp_(0, 1)
+            if tensor.ndim == 4:
+                tensor = tensor.permute(0, 2, 3, 1)
+            array = tensor.cpu().numpy()
+            del tensor
             for i in range(len(inputs)):
                 out[i][name] = np.ascontiguousarray(array[i])
+            del array
         timings["refine"] += time.perf_counter() - started
         report("refine", fraction(1.0))
         return out

@@ -86,12 +86,16 @@ def sample_texture(partial_texture: torch.Tensor, visibility: torch.Tensor, samp
     below SAMPLE_WEIGHT_EPS saw nothing and stay 0. `visibility` may be soft; 1 keeps the partial
     exactly, 0 takes the sample.
     """
-    stacked = torch.cat([partial_texture * visibility, visibility], dim=1)
     sampled = F.grid_sample(
-        stacked, sampling_grid.to(stacked.dtype), mode="bilinear", padding_mode="zeros", align_corners=False
+        torch.cat([partial_texture * visibility, visibility], dim=1),
+        sampling_grid.to(partial_texture.dtype),
+        mode="bilinear",
+        padding_mode="zeros",
+        align_corners=False,
     )
     weight = sampled[:, 3:]
     colour = sampled[:, :3] / weight.clamp_min(SAMPLE_WEIGHT_EPS) * (weight > SAMPLE_WEIGHT_EPS)
+    del sampled, weight  # 4096² textures: free each full-size temporary as soon as it is used
     return visibility * partial_texture + (1 - visibility) * colour
 
 
@@ -258,8 +262,7 @@ class SamplerNet(_TextureNet):
         offset = self.predict_offset(partial_texture, visibility)
         # The offset field is smooth: upsample it (not identity+offset, whose border would shift) and
         # add the identity at full resolution, so the full-resolution partial is sampled directly.
-        offset = resize(offset, (h, w)).permute(0, 2, 3, 1)
-        sampling_grid = identity_grid(n, h, w, offset.device) + offset
+        sampling_grid = resize(offset, (h, w)).permute(0, 2, 3, 1) + identity_grid(n, h, w, offset.device)
         t_sample = sample_texture(partial_texture.float(), visibility.float(), sampling_grid)
         return SamplerOutput(t_sample, sampling_grid)
 
