@@ -305,3 +305,28 @@ def test_missing_tensor(good_file):
     _rewrite(good_file, tensors=tensors)
     with pytest.raises(WeightsError, match="missing tensors"):
         load_model(good_file)
+
+
+def test_mirror_inputs_read_each_texels_left_right_partner():
+    from blender_humantex.core.uv_layout import get_layout
+
+    config = ModelConfig(kind="sampler", ngf=8, n_down=2, n_res=1, net_size=64, mirror=True)
+    net = random_sampler(config)
+    assert net.config.in_channels == 10
+    torch.manual_seed(7)
+    texture = torch.rand(1, 3, 64, 64)
+    visibility = (torch.rand(1, 1, 64, 64) > 0.5).float()
+    mirrored_texture, mirrored_visibility = net.mirrored(texture, visibility)
+    mirror = get_layout(64).mirror_yx
+    rows, cols = np.nonzero(mirror[..., 0] >= 0)
+    assert len(rows) > 1000
+    partner_rows, partner_cols = mirror[rows, cols, 0], mirror[rows, cols, 1]
+    assert torch.equal(mirrored_visibility[0, 0, rows, cols], visibility[0, 0, partner_rows, partner_cols])
+    assert torch.equal(
+        mirrored_texture[0][:, rows, cols], (texture * visibility)[0][:, partner_rows, partner_cols]
+    )
+    no_partner = mirror[..., 0] < 0
+    assert not mirrored_visibility[0, 0][torch.from_numpy(no_partner)].any()
+    with torch.no_grad():
+        out = net(texture * visibility, visibility)
+    assert out.t_sample.shape == (1, 3, 64, 64)

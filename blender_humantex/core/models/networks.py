@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -229,7 +230,7 @@ class _TextureNet(nn.Module):
         if self._mirror_index is None or self._mirror_index[0] != size:
             from ..uv_layout import get_layout
 
-            mirror_yx = torch.as_tensor(get_layout(size).mirror_yx).long()
+            mirror_yx = torch.from_numpy(get_layout(size).mirror_yx.astype(np.int64))  # a copy: layout arrays are read-only
             valid = (mirror_yx[..., 0] >= 0) & (mirror_yx[..., 1] >= 0)
             flat = (mirror_yx[..., 0].clamp_min(0) * size + mirror_yx[..., 1].clamp_min(0)).reshape(-1)
             self._mirror_index = (size, flat, valid.reshape(-1))
