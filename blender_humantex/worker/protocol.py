@@ -11,7 +11,7 @@ Requests (client -> worker), each with a client-chosen string "id":
   cancel     {target: <id of a generate request>}  -> ack (the job itself ends with error kind "cancelled")
   shutdown   {}                                    -> ack, then the worker exits
 Replies (worker -> client) carry the id of the request they answer:
-  hello      {protocol, version, torch, python, device, weights, load_count, pid, package_path}
+  hello      {protocol, version, torch, python, executable, device, weights, load_count, pid, package_path}
   progress   {stage: load|unwrap|sample|refine|write, fraction: 0..1}
   result     {outputs: {name: path}, timings: {...}, meta: {...}, load_count}
   error      {message: <one line for a human>, kind: <machine-readable>}
