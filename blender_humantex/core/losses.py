@@ -198,10 +198,15 @@ class RefinerLoss(nn.Module):
         terms = {"l1": l1.detach(), "perceptual": perceptual.detach(), "fm": fm.detach(), "gan": gan.detach()}
         return total, terms
 
-    def discriminator_loss(self, output, target, condition, chart_mask=None):
+    def discriminator_loss(self, output, target, condition, chart_mask=None, discriminator=None):
+        """LSGAN D loss. Fake and real go through D in one batch (InstanceNorm is per sample, so this
+        equals two calls), which is what a DistributedDataParallel-wrapped `discriminator` needs."""
+        disc = discriminator or self.discriminator
         pred, real = composite(output.detach(), chart_mask), composite(target, chart_mask)
-        fake_out = self.discriminator(torch.cat([condition, pred], 1))
-        real_out = self.discriminator(torch.cat([condition, real], 1))
+        both = disc(torch.cat([torch.cat([condition, pred], 1), torch.cat([condition, real], 1)], 0))
+        n = pred.shape[0]
+        fake_out = [[f[:n] for f in feats] for feats in both]
+        real_out = [[f[n:] for f in feats] for feats in both]
         d_fake = lsgan_loss(fake_out, False)
         d_real = lsgan_loss(real_out, True)
         total = 0.5 * (d_fake + d_real)

@@ -1,0 +1,560 @@
+"""`humantex train sampler|refiner|lazova`: the paper's training, on CPU or GPU, one process or DDP.
+
+Defaults are the paper's schedule (Cha et al. 2022): Adam lr 2e-4, betas (0.9, 0.999), batch 8,
+30k iterations, 256². Every one is a flag. The sampler is trained first with 10·L1 + LPIPS on
+T_sample; the refiner is trained on T_sample of a trained, frozen sampler (`--sampler PATH`) with
+10·L1 + 10·perceptual + 10·FM + GAN on T_final; the Lazova-style baseline gets that same loss on its
+directly predicted texture, so the comparison differs only in the architecture. The perceptual term
+is an AlexNet substitute for the paper's VGG19 (see core/losses.py); the choice is stored in the
+exported weights' `train_config` metadata.
+
+Data is deterministic: the global sample index of step s, process r, slot j is
+s·batch·world + r·batch + j, and the datasets build item k from (seed, k) alone. So a run, its
+resumption, and a DDP run with the same global batch see the same samples.
+
+Outputs in --out: `last.safetensors` + `last_state.pt` (the checkpoint: weights, optimiser and
+discriminator state, step), `samples/step_XXXXXX.png` preview grids, `log.jsonl` (losses per logged
+step), and at the end `<kind>.safetensors` (the exported weights, with the exact command line).
+
+DDP: `torchrun --nproc-per-node=N -m blender_humantex train ...` (gloo on CPU, nccl on CUDA).
+--batch is per process.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import platform
+import shlex
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .errors import InputError, WeightsError
+from .losses import LossConfig, RefinerLoss, SamplerLoss
+from .models import ModelConfig, build_model, count_parameters, load_model, save_model
+
+DATA_DESCRIPTION = (
+    "procedural SMPL-UV textures (blender_humantex.core.data, seed {seed}), masked with visibilities from "
+    "public DensePose IUVs (CC BY-NC 4.0) and synthetic view masks; no scans, no photos, no dev textures"
+)
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run (stored as `train_config` in the exported weights)."""
+
+    kind: str = "sampler"
+    iters: int = 30_000
+    batch: int = 8  # per process
+    size: int = 256  # texture resolution the losses see
+    lr: float = 2e-4
+    betas: tuple[float, float] = (0.9, 0.999)
+    data: str = "procedural"  # or folder:PATH
+    cache: int = 0  # >0: precompute this many samples once and cycle through them (CPU budget)
+    seed: int = 0
+    sample_every: int = 500
+    ckpt_every: int = 1000
+    log_every: int = 10
+    sampler: str | None = None  # refiner only: the frozen sampler's weights
+    model: dict = field(default_factory=dict)
+    loss: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+# ----------------------------------------------------------------------------- distributed helpers
+
+
+class Dist:
+    """Process-group facts from torchrun's environment (rank 0, world 1 without torchrun)."""
+
+    def __init__(self, device_arg: str):
+        self.world = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0"))
+        self.local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        self.device = pick_device(device_arg, self.local_rank)
+        if self.world > 1 and not torch.distributed.is_initialized():
+            backend = "nccl" if self.device.type == "cuda" else "gloo"
+            torch.distributed.init_process_group(backend=backend)
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def barrier(self):
+        if self.world > 1:
+            torch.distributed.barrier()
+
+    def close(self):
+        if self.world > 1 and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
+
+
+def pick_device(device_arg: str, local_rank: int = 0) -> torch.device:
+    if device_arg == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda", local_rank)
+        return torch.device("cpu")
+    if device_arg.startswith("cuda") and not torch.cuda.is_available():
+        raise InputError("--device cuda requested but torch sees no CUDA device", kind="no_device")
+    device = torch.device(device_arg)
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", local_rank)
+    return device
+
+
+# ----------------------------------------------------------------------------- data
+
+
+def make_dataset(spec: str, split: str, size: int, length: int, seed: int):
+    """`procedural` or `folder:PATH` -> a map-style dataset of dict(target, partial, visibility)."""
+    from . import data
+
+    if spec == "procedural":
+        return data.ProceduralTextureDataset(split=split, size=size, length=length, seed=seed)
+    if spec.startswith("folder:"):
+        folder = Path(spec[len("folder:") :])
+        if not folder.is_dir():
+            raise InputError(f"--data folder not found: {folder}", kind="missing_file")
+        return data.FolderTextureDataset(folder, size=size, length=length, seed=seed)
+    raise InputError(f"--data must be 'procedural' or 'folder:PATH', got {spec!r}", kind="bad_argument")
+
+
+class IndexedFrom(torch.utils.data.Sampler):
+    """Yields this process's dataset indices from a start step on (deterministic, resumable)."""
+
+    def __init__(self, start_step: int, end_step: int, batch: int, rank: int, world: int):
+        self.start_step, self.end_step = start_step, end_step
+        self.batch, self.rank, self.world = batch, rank, world
+
+    def __iter__(self):
+        for step in range(self.start_step, self.end_step):
+            base = step * self.batch * self.world + self.rank * self.batch
+            yield from range(base, base + self.batch)
+
+    def __len__(self):
+        return (self.end_step - self.start_step) * self.batch
+
+
+class CachedDataset(torch.utils.data.Dataset):
+    """The first `n` items of a dataset, computed once; index k reads item k mod n."""
+
+    def __init__(self, dataset, n: int, num_workers: int):
+        loader = torch.utils.data.DataLoader(dataset, batch_size=16, num_workers=num_workers,
+                                             sampler=range(n), collate_fn=_collate)
+        parts = [b for b in loader]
+        self.items = {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
+        self.n = n
+
+    def __len__(self):
+        return 1 << 62
+
+    def __getitem__(self, k):
+        return {key: value[k % self.n] for key, value in self.items.items()}
+
+
+def _as_chw(x) -> torch.Tensor:
+    x = torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x).float()
+    if x.ndim == 2:
+        return x[None]
+    if x.ndim == 3 and x.shape[-1] in (1, 3) and x.shape[0] not in (1, 3):
+        return x.permute(2, 0, 1).contiguous()
+    return x
+
+
+def _collate(items):
+    return {k: torch.stack([_as_chw(it[k]) for it in items]) for k in ("target", "partial", "visibility")}
+
+
+# ----------------------------------------------------------------------------- the trainer
+
+
+class Trainer:
+    """Builds the networks, losses and optimisers for one kind, and runs or resumes the loop."""
+
+    def __init__(self, cfg: TrainConfig, out: Path, dist: Dist, lpips_backbones=None, num_workers: int = 0,
+                 command: str = ""):
+        self.cfg, self.out, self.dist = cfg, Path(out), dist
+        self.device = dist.device
+        self.num_workers = num_workers
+        self.command = command
+        self.cuda = self.device.type == "cuda"
+        torch.manual_seed(cfg.seed)  # network initialisation is seeded too
+
+        self.model_config = ModelConfig(**cfg.model) if cfg.model else ModelConfig.default(cfg.kind)
+        if self.model_config.kind != cfg.kind:
+            raise InputError(f"model config kind {self.model_config.kind} != {cfg.kind}", kind="bad_argument")
+        cfg.model = self.model_config.to_dict()
+        self.loss_config = LossConfig(**cfg.loss) if cfg.loss else LossConfig()
+        cfg.loss = self.loss_config.to_dict()
+
+        self.model = build_model(self.model_config).to(self.device)
+        self.sampler = None
+        if cfg.kind == "refiner":
+            if not cfg.sampler:
+                raise InputError("refiner training needs --sampler PATH (a trained sampler .safetensors)",
+                                 kind="bad_argument")
+            self.sampler = load_model(cfg.sampler, "sampler", device=self.device)
+            for p in self.sampler.parameters():
+                p.requires_grad_(False)
+        if cfg.kind == "sampler":
+            self.loss = SamplerLoss(self.loss_config, lpips_backbones).to(self.device)
+            self.disc = None
+        else:
+            self.loss = RefinerLoss(self.loss_config, condition_channels=4, lpips_backbone_path=lpips_backbones)
+            self.loss = self.loss.to(self.device)
+            self.disc = self.loss.discriminator
+        if self.cuda:
+            self.model = self.model.to(memory_format=torch.channels_last)
+            if self.disc is not None:
+                self.disc.to(memory_format=torch.channels_last)
+
+        self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg.lr, betas=tuple(cfg.betas))
+        self.opt_d = (torch.optim.Adam(self.disc.parameters(), lr=cfg.lr, betas=tuple(cfg.betas))
+                      if self.disc is not None else None)
+        self.step = 0
+        self.wall_time_s, self._started = 0.0, None  # training time over all resumptions
+
+        # DDP wraps the generator and the discriminator separately; the discriminator is run once per
+        # D step (fake and real concatenated), and the G step uses the bare module with frozen weights.
+        self.model_ddp, self.disc_ddp = self.model, self.disc
+        if dist.world > 1:
+            from torch.nn.parallel import DistributedDataParallel as DDP
+
+            ids = [self.device.index] if self.cuda else None
+            self.model_ddp = DDP(self.model, device_ids=ids)
+            if self.disc is not None:
+                self.disc_ddp = DDP(self.disc, device_ids=ids)
+
+        from .uv_layout import get_layout
+
+        chart = torch.from_numpy(get_layout(cfg.size).chart_mask.astype(np.float32))
+        self.chart_mask = chart[None, None].to(self.device)
+        self.amp_dtype = (torch.bfloat16 if self.cuda and torch.cuda.is_bf16_supported() else torch.float16)
+
+    # ---- one optimisation step
+
+    def _autocast(self):
+        return torch.autocast("cuda", dtype=self.amp_dtype, enabled=self.cuda)
+
+    def forward(self, batch, model=None):
+        """-> (output texture the loss sees, condition for D, dict of all layers for previews)."""
+        model = model or self.model_ddp
+        partial, visibility = batch["partial"], batch["visibility"]
+        kind = self.cfg.kind
+        if kind == "sampler":
+            out = model(partial, visibility)
+            return out.t_sample, None, {"t_sample": out.t_sample}
+        if kind == "refiner":
+            with torch.no_grad():
+                t_sample = self.sampler(partial, visibility).t_sample
+            out = model(t_sample, visibility)
+            layers = {"t_sample": t_sample, "t_refine": out.t_refine, "blend_mask": out.blend_mask,
+                      "t_final": out.t_final}
+            return out.t_final, torch.cat([t_sample, visibility], 1), layers
+        texture = model(partial, visibility)
+        return texture, torch.cat([partial, visibility], 1), {"texture": texture}
+
+    def train_step(self, batch) -> dict[str, float]:
+        batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
+        if self.cuda:
+            batch = {k: v.contiguous(memory_format=torch.channels_last) for k, v in batch.items()}
+        target = batch["target"]
+        self.model.train()
+        with self._autocast():
+            output, condition, _ = self.forward(batch)
+            if self.disc is None:
+                total, terms = self.loss(output.float(), target, self.chart_mask)
+            else:
+                self.disc.requires_grad_(False)
+                total, terms = self.loss.generator_loss(output.float(), target, condition, self.chart_mask)
+        self.opt.zero_grad(set_to_none=True)
+        total.backward()
+        self.opt.step()
+        terms = dict(terms, total=total.detach())
+        if self.disc is not None:
+            self.disc.requires_grad_(True)
+            with self._autocast():
+                d_total, d_terms = self.loss.discriminator_loss(output.float(), target, condition,
+                                                                self.chart_mask, discriminator=self.disc_ddp)
+            self.opt_d.zero_grad(set_to_none=True)
+            d_total.backward()
+            self.opt_d.step()
+            terms.update(d_terms)
+        self.step += 1
+        return {k: float(v) for k, v in terms.items()}
+
+    # ---- checkpoints
+
+    def state_path(self) -> Path:
+        return self.out / "last_state.pt"
+
+    def weights_path(self) -> Path:
+        return self.out / "last.safetensors"
+
+    def save_checkpoint(self) -> None:
+        if not self.dist.main:
+            return
+        from .imageio import _atomic_write
+
+        state = {
+            "step": self.step,
+            "wall_time_s": self.wall_time_s + (time.time() - self._started if self._started else 0.0),
+            "optimizer": self.opt.state_dict(),
+            "train_config": json.dumps(self.cfg.to_dict()),
+        }
+        if self.disc is not None:
+            state["discriminator"] = self.disc.state_dict()
+            state["optimizer_d"] = self.opt_d.state_dict()
+        save_model(self.model, self.weights_path(), data=self.data_description(), command=self.command,
+                   extra={"step": str(self.step)})
+        # the state is written last: a checkpoint is complete when both carry the same step
+        _atomic_write(self.state_path(), lambda tmp: torch.save(state, tmp))
+
+    def load_checkpoint(self) -> None:
+        from safetensors.torch import load_file
+
+        from .models import read_metadata
+
+        if not self.state_path().is_file() or not self.weights_path().is_file():
+            raise InputError(f"--resume: no checkpoint in {self.out} (last.safetensors + last_state.pt)",
+                             kind="missing_file")
+        try:
+            state = torch.load(self.state_path(), map_location=self.device, weights_only=True)
+        except Exception as e:
+            raise WeightsError(f"cannot read {self.state_path().name}: {type(e).__name__}: {e}") from None
+        meta = read_metadata(self.weights_path())
+        if meta.get("step") != str(state["step"]):
+            raise WeightsError(f"checkpoint in {self.out} is inconsistent: weights at step {meta.get('step')},"
+                               f" optimiser at step {state['step']}")
+        saved = json.loads(state["train_config"])
+        for key in ("kind", "model", "loss", "size"):
+            if saved[key] != json.loads(json.dumps(self.cfg.to_dict()[key])):
+                raise InputError(f"--resume: the checkpoint was trained with a different {key}: {saved[key]}",
+                                 kind="bad_argument")
+        self.model.load_state_dict(load_file(str(self.weights_path()), device=str(self.device)))
+        self.opt.load_state_dict(state["optimizer"])
+        if self.disc is not None:
+            self.disc.load_state_dict(state["discriminator"])
+            self.opt_d.load_state_dict(state["optimizer_d"])
+        self.step = int(state["step"])
+        self.wall_time_s = float(state.get("wall_time_s", 0.0))
+
+    # ---- previews, export
+
+    def data_description(self) -> str:
+        return DATA_DESCRIPTION.format(seed=self.cfg.seed) if self.cfg.data == "procedural" else (
+            f"user textures from {self.cfg.data[len('folder:'):]} (FolderTextureDataset, seed {self.cfg.seed})")
+
+    @torch.no_grad()
+    def write_samples(self, batch) -> Path | None:
+        """A preview grid: one row per example, columns partial | visibility | layers... | target."""
+        if not self.dist.main:
+            return None
+        from .imageio import write_png
+
+        self.model.eval()
+        batch = {k: v[:4].to(self.device) for k, v in batch.items()}
+        with self._autocast():
+            _, _, layers = self.forward(batch, model=self.model)
+        columns = [batch["partial"], batch["visibility"], *layers.values(), batch["target"]]
+        rows = []
+        for i in range(batch["target"].shape[0]):
+            tiles = [c[i].float().expand(3, -1, -1) for c in columns]
+            rows.append(torch.cat(tiles, dim=2))
+        grid = torch.cat(rows, dim=1).clamp(0, 1).permute(1, 2, 0).cpu().numpy()
+        self.model.train()
+        return write_png(self.out / "samples" / f"step_{self.step:06d}.png", grid)
+
+    def export(self, wall_time_s: float) -> Path | None:
+        if not self.dist.main:
+            return None
+        extra = {
+            "train_config": self.cfg.to_dict(),
+            "iterations": str(self.step),
+            "wall_time_s": f"{wall_time_s:.0f}",
+            "hardware": hardware_description(self.device, self.dist.world),
+            "perceptual_loss": (
+                "none (sampler: 10*L1 + 1*LPIPS alex v0.1)" if self.cfg.kind == "sampler" else
+                f"{self.loss_config.perceptual_backbone} features"
+                + (" (SUBSTITUTE for the paper's VGG19, whose weights were unavailable)"
+                   if self.loss_config.perceptual_backbone != "vgg19" else "")
+            ),
+            "parameters": str(count_parameters(self.model)),
+        }
+        return save_model(self.model, self.out / f"{self.cfg.kind}.safetensors", data=self.data_description(),
+                          command=self.command, extra=extra)
+
+    # ---- the loop
+
+    def fit(self, resume: bool = False, quiet: bool = False) -> dict:
+        cfg = self.cfg
+        if resume:
+            self.load_checkpoint()
+        self.out.mkdir(parents=True, exist_ok=True)
+        total_samples = cfg.iters * cfg.batch * self.dist.world
+        dataset = make_dataset(cfg.data, "train", cfg.size, max(total_samples, 1), cfg.seed)
+        if cfg.cache:
+            dataset = CachedDataset(dataset, cfg.cache, self.num_workers)
+        loader = torch.utils.data.DataLoader(
+            dataset, batch_size=cfg.batch, collate_fn=_collate, num_workers=self.num_workers,
+            sampler=IndexedFrom(self.step, cfg.iters, cfg.batch, self.dist.rank, self.dist.world),
+            pin_memory=self.cuda, persistent_workers=False,
+        )
+        preview = _collate([make_dataset(cfg.data, "test", cfg.size, 4, cfg.seed)[i] for i in range(4)])
+        log = open(self.out / "log.jsonl", "a") if self.dist.main else None
+        bar = None
+        if self.dist.main and not quiet:
+            from tqdm import tqdm
+
+            bar = tqdm(total=cfg.iters, initial=self.step, desc=f"train {cfg.kind}", unit="it",
+                       dynamic_ncols=True, mininterval=2.0)
+        start, last = time.time(), {}
+        self._started = start
+        try:
+            for batch in loader:
+                last = self.train_step(batch)
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix({k: f"{v:.3f}" for k, v in last.items()}, refresh=False)
+                if log is not None and (self.step % cfg.log_every == 0 or self.step == cfg.iters):
+                    log.write(json.dumps({"step": self.step, "time": round(time.time() - start, 2), **last}) + "\n")
+                    log.flush()
+                if cfg.sample_every and self.step % cfg.sample_every == 0:
+                    self.write_samples(preview)
+                if cfg.ckpt_every and self.step % cfg.ckpt_every == 0:
+                    self.save_checkpoint()
+        finally:
+            if bar is not None:
+                bar.close()
+            if log is not None:
+                log.close()
+        self.save_checkpoint()
+        wall = self.wall_time_s + time.time() - start
+        exported = self.export(wall)
+        self.dist.barrier()
+        return {"step": self.step, "wall_time_s": wall, "last": last, "weights": exported}
+
+
+def hardware_description(device: torch.device, world: int) -> str:
+    if device.type == "cuda":
+        name = torch.cuda.get_device_name(device)
+    else:
+        name = f"{platform.processor() or platform.machine()} CPU, {os.cpu_count()} cores, torch threads {torch.get_num_threads()}"
+    return f"{world}× {name}" if world > 1 else name
+
+
+def command_line(args) -> str:
+    """The command that ran, as a user would type it (recorded in the weights).
+
+    Rebuilt from the parsed arguments (every option that differs from its default), so it is the
+    same whether training was started from a shell, torchrun, or in-process through cli.main.
+    """
+    parser = args._parser
+    words = [args.kind]
+    for action in parser._actions:
+        if not action.option_strings or action.dest in ("help", "kind"):
+            continue
+        value = getattr(args, action.dest, None)
+        if value == action.default:
+            continue
+        flag = action.option_strings[-1]
+        words += [flag] if action.nargs == 0 else [flag, str(value)]
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    prefix = f"torchrun --nproc-per-node={world} -m blender_humantex train" if world > 1 else "humantex train"
+    return " ".join([prefix, *map(shlex.quote, words)])
+
+
+# ----------------------------------------------------------------------------- CLI
+
+
+def add_cli_arguments(name, parser) -> None:
+    d = TrainConfig()
+    parser.add_argument("kind", choices=("sampler", "refiner", "lazova"), help="which network to train")
+    parser.add_argument("--out", required=True, help="run folder: checkpoints, previews, log, exported weights")
+    parser.add_argument("--iters", type=int, default=d.iters, help=f"optimisation steps (paper: {d.iters})")
+    parser.add_argument("--batch", type=int, default=d.batch, help="batch size per process (paper: 8)")
+    parser.add_argument("--size", type=int, default=d.size, help="texture resolution for the losses (paper: 256)")
+    parser.add_argument("--lr", type=float, default=d.lr, help="Adam learning rate (paper: 2e-4)")
+    parser.add_argument("--beta1", type=float, default=d.betas[0])
+    parser.add_argument("--beta2", type=float, default=d.betas[1])
+    parser.add_argument("--ngf", type=int, help="network width (default: the shipped config)")
+    parser.add_argument("--net-size", type=int, help="resolution the network itself runs at")
+    parser.add_argument("--n-down", type=int, help="U-Net levels")
+    parser.add_argument("--n-res", type=int, help="bottleneck residual blocks")
+    parser.add_argument("--mirror", action="store_true", help="sampler: also feed the mirrored partial")
+    parser.add_argument("--data", default=d.data, help="procedural | folder:PATH (a folder of complete SMPL-UV textures)")
+    parser.add_argument("--cache", type=int, default=0, help="precompute N samples and cycle through them")
+    parser.add_argument("--sampler", help="refiner: the trained, frozen sampler weights")
+    parser.add_argument("--resume", action="store_true", help="continue from --out's last checkpoint")
+    parser.add_argument("--sample-every", type=int, default=d.sample_every, help="write a preview grid every N steps")
+    parser.add_argument("--ckpt-every", type=int, default=d.ckpt_every, help="checkpoint every N steps")
+    parser.add_argument("--log-every", type=int, default=d.log_every)
+    parser.add_argument("--seed", type=int, default=d.seed)
+    parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    parser.add_argument("--num-workers", type=int, default=0, help="DataLoader worker processes")
+    parser.add_argument("--threads", type=int, help="torch CPU threads per process")
+    parser.add_argument("--lpips-backbones", help="folder with the LPIPS backbone weights "
+                        "(default: $HUMANTEX_LPIPS_BACKBONES or ../shared/data/lpips_backbones)")
+    parser.add_argument("--perceptual-backbone", default="alex", choices=("alex", "squeeze", "vgg19"),
+                        help="refiner/lazova perceptual loss (paper: vgg19; its weights are not shipped)")
+    parser.add_argument("--perceptual-weights", help="torchvision-layout state dict for --perceptual-backbone vgg19")
+    parser.add_argument("--ndf", type=int, default=LossConfig().ndf, help="discriminator width")
+    parser.add_argument("--num-d", type=int, default=LossConfig().num_d, help="discriminator scales")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.set_defaults(_parser=parser)
+
+
+def config_from_args(args) -> TrainConfig:
+    base = ModelConfig.default(args.kind).to_dict()
+    for flag, key in (("ngf", "ngf"), ("net_size", "net_size"), ("n_down", "n_down"), ("n_res", "n_res")):
+        if getattr(args, flag) is not None:
+            base[key] = getattr(args, flag)
+    if args.mirror:
+        base["mirror"] = True
+    try:
+        ModelConfig(**base)
+    except ValueError as e:
+        raise InputError(str(e), kind="bad_argument") from None
+    if args.perceptual_backbone == "vgg19" and not args.perceptual_weights:
+        raise InputError("--perceptual-backbone vgg19 needs --perceptual-weights PATH (VGG19 weights are not shipped)",
+                         kind="bad_argument")
+    loss = LossConfig(perceptual_backbone=args.perceptual_backbone,
+                      perceptual_weights=args.perceptual_weights, ndf=args.ndf, num_d=args.num_d)
+    for name in ("iters", "batch", "size"):
+        if getattr(args, name) < 1:
+            raise InputError(f"--{name} must be >= 1", kind="bad_argument")
+    return TrainConfig(kind=args.kind, iters=args.iters, batch=args.batch, size=args.size, lr=args.lr,
+                       betas=(args.beta1, args.beta2), data=args.data, cache=args.cache, seed=args.seed,
+                       sample_every=args.sample_every, ckpt_every=args.ckpt_every, log_every=args.log_every,
+                       sampler=args.sampler, model=base, loss=loss.to_dict())
+
+
+def run_cli(name, args) -> int:
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    cfg = config_from_args(args)
+    dist = Dist(args.device)
+    try:
+        trainer = Trainer(cfg, Path(args.out), dist, lpips_backbones=args.lpips_backbones,
+                          num_workers=args.num_workers, command=command_line(args))
+        if dist.main:
+            print(f"[humantex] training {cfg.kind}: {count_parameters(trainer.model) / 1e6:.2f}M parameters, "
+                  f"{cfg.iters} iterations, batch {cfg.batch}×{dist.world}, {cfg.size}², device {dist.device}",
+                  file=sys.stderr, flush=True)
+        result = trainer.fit(resume=args.resume, quiet=args.quiet)
+    finally:
+        dist.close()
+    if dist.main:
+        print(f"[humantex] done: {result['step']} steps in {result['wall_time_s']:.0f} s -> {result['weights']}",
+              file=sys.stderr, flush=True)
+    return 0
+
+
