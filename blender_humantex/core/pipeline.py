@@ -510,8 +510,6 @@ def run_cli(name: str, args) -> int:
             method=args.method, progress=progress, max_pixels=args.max_pixels,
         )
     else:
-        if args.erode < 0:
-            raise InputError(f"--erode must be ≥ 0, got {args.erode}", kind="bad_argument")
         report = generate(
             pipeline, out_dir=args.out, photo=args.photo, iuv=args.iuv, inds=args.inds,
             person=args.person, iuv_order=args.iuv_order, size=args.size, method=args.method, progress=progress,
