@@ -83,11 +83,21 @@ def to_u8(arr: np.ndarray) -> np.ndarray:
     return (np.clip(arr, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
 
 
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _current_umask()
+
+
 def _atomic_write(path, save):
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix + ".tmp", dir=path.parent)
     os.close(fd)
+    os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; outputs should get the usual permissions
     try:
         save(tmp)
         os.replace(tmp, path)
@@ -104,7 +114,8 @@ def write_png(path, arr: np.ndarray) -> Path:
 
     u8 = to_u8(arr) if arr.dtype != np.uint8 else arr
     mode = "L" if u8.ndim == 2 else "RGB"
-    return _atomic_write(path, lambda tmp: Image.fromarray(u8, mode).save(tmp, format="PNG"))
+    # compress_level=1: ~5x faster than PIL's default 6 at 1024², for ~10-20% larger files.
+    return _atomic_write(path, lambda tmp: Image.fromarray(u8, mode).save(tmp, format="PNG", compress_level=1))
 
 
 def write_text(path, text: str) -> Path:
