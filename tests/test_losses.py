@@ -119,3 +119,36 @@ def test_sampler_loss_decreases_on_a_tiny_batch():
         total.backward()
         opt.step()
     assert float(total) < 0.7 * first
+
+
+def test_push_pull_fill_keeps_seen_texels_and_fills_holes():
+    from blender_humantex.core.losses import push_pull_fill
+
+    target, _ = _pair(size=32)
+    visibility = torch.zeros(2, 1, 32, 32)
+    visibility[..., :12, :] = 1  # the bottom 20 rows were never seen
+    filled = push_pull_fill(target * visibility, visibility)
+    assert torch.allclose(filled[..., :12, :], target[..., :12, :], atol=1e-6)
+    assert (filled[..., 12:, :].sum(1) > 0).all()  # every hole texel got a colour
+
+
+def test_filled_sampling_aid_gives_the_grid_a_gradient_where_the_paper_loss_has_none():
+    """With the premultiplied T_sample, an identity grid gets exactly zero gradient (the measured
+    reason the sampler did not learn); the filled-sampling aid gives every unseen texel one."""
+    from blender_humantex.core.models.networks import identity_grid, sample_texture
+
+    torch.manual_seed(0)
+    target = torch.rand(1, 3, 32, 32)
+    visibility = torch.zeros(1, 1, 32, 32)
+    visibility[..., :, :10] = 1
+    partial = target * visibility
+    loss = SamplerLoss(LossConfig())
+    grid = identity_grid(1, 32, 32).clone().requires_grad_(True)
+    paper_total, _ = SamplerLoss(LossConfig(filled_sampling=0))(sample_texture(partial, visibility, grid), target)
+    paper_total.backward()
+    assert float(grid.grad[:, :, 12:].abs().sum()) == 0.0  # deep in the hole: no signal at all
+    grid.grad = None
+    total, terms = loss(sample_texture(partial, visibility, grid), target, coarse=(partial, visibility, grid))
+    assert "filled" in terms and torch.isfinite(total)
+    total.backward()
+    assert (grid.grad[0, :, 12:].abs().sum(-1) > 0).float().mean() > 0.9

@@ -39,6 +39,13 @@ class LossConfig:
 
     l1: float = 10.0
     lpips: float = 1.0  # sampler
+    # Sampler training aid (OUR ADDITION, not in the paper): L1 of the same sampling grid applied to a
+    # push-pull FILLED copy of the partial texture, on unseen chart texels. T_sample's own sampling is
+    # premultiplied by visibility, so an unseen texel whose grid points into an unseen region reads
+    # nothing and gets no gradient at all: measured here, the sampler's loss stayed flat and its
+    # offsets stayed exactly 0. The filled copy has a colour everywhere (seen colours diffused into
+    # the holes), so every texel's grid gets a gradient towards seen texels of the right colour.
+    filled_sampling: float = 10.0
     perceptual: float = 10.0  # refiner / lazova
     feature_matching: float = 10.0
     gan: float = 1.0
@@ -56,6 +63,24 @@ class LossConfig:
 
 def composite(image: torch.Tensor, chart_mask: torch.Tensor | None) -> torch.Tensor:
     return image if chart_mask is None else image * chart_mask
+
+
+def push_pull_fill(partial: torch.Tensor, visibility: torch.Tensor) -> torch.Tensor:
+    """Fill unseen texels with seen colours diffused from coarser levels (push-pull, Gortler et al. 1996).
+
+    Push: halve the premultiplied colour and the visibility down to one texel. Pull: on the way
+    back up, each level keeps its own colour where seen and takes the coarser fill elsewhere.
+    """
+    colours, weights = [partial * visibility], [visibility]
+    while colours[-1].shape[-1] > 1:
+        colours.append(F.avg_pool2d(colours[-1], 2))
+        weights.append(F.avg_pool2d(weights[-1], 2))
+    coarsest = colours[-1] / weights[-1].clamp_min(1e-6) * (weights[-1] > 1e-6)
+    filled = coarsest
+    for colour, weight in zip(reversed(colours[:-1]), reversed(weights[:-1]), strict=True):
+        up = F.interpolate(filled, size=colour.shape[-2:], mode="bilinear", align_corners=False)
+        filled = colour + (1 - weight) * up
+    return filled
 
 
 class PerceptualLoss(nn.Module):
@@ -151,19 +176,34 @@ def feature_matching_loss(fake: list[list[torch.Tensor]], real: list[list[torch.
 
 
 class SamplerLoss(nn.Module):
-    """10·L1 + 1·LPIPS on T_sample. Returns (total, {term: value})."""
+    """10·L1 + 1·LPIPS on T_sample (+ the coarse-sampling aid, see LossConfig). Returns (total, terms)."""
 
     def __init__(self, cfg: LossConfig = LossConfig(), lpips_backbone_path=None):
         super().__init__()
         self.cfg = cfg
         self.lpips = LPIPS(cfg.lpips_net, lpips_backbone_path)
 
-    def forward(self, t_sample, target, chart_mask=None):
+    def filled_sampling_loss(self, partial, visibility, sampling_grid, target, chart_mask=None):
+        """L1 over unseen (chart) texels between grid_sample(push-pull filled partial, grid) and the target."""
+        filled = push_pull_fill(partial, visibility)
+        sampled = F.grid_sample(filled, sampling_grid, mode="bilinear", padding_mode="border", align_corners=False)
+        weight = 1 - visibility
+        if chart_mask is not None:
+            weight = weight * chart_mask
+        return ((sampled - target).abs() * weight).sum() / (3 * weight.sum()).clamp_min(1.0)
+
+    def forward(self, t_sample, target, chart_mask=None, coarse=None):
+        """`coarse` = (partial, visibility, sampling_grid) enables the filled-sampling training aid."""
         pred, real = composite(t_sample, chart_mask), composite(target, chart_mask)
         l1 = F.l1_loss(pred, real)
         lp = self.lpips(pred, real).mean()
         total = self.cfg.l1 * l1 + self.cfg.lpips * lp
-        return total, {"l1": l1.detach(), "lpips": lp.detach()}
+        terms = {"l1": l1.detach(), "lpips": lp.detach()}
+        if coarse is not None and self.cfg.filled_sampling:
+            filled_l1 = self.filled_sampling_loss(*coarse, target, chart_mask)
+            total = total + self.cfg.filled_sampling * filled_l1
+            terms["filled"] = filled_l1.detach()
+        return total, terms
 
 
 class RefinerLoss(nn.Module):

@@ -245,22 +245,22 @@ class Trainer:
         return torch.autocast("cuda", dtype=self.amp_dtype, enabled=self.cuda)
 
     def forward(self, batch, model=None):
-        """-> (output texture the loss sees, condition for D, dict of all layers for previews)."""
+        """-> (output texture the loss sees, condition for D, dict of image layers for previews, sampling grid)."""
         model = model or self.model_ddp
         partial, visibility = batch["partial"], batch["visibility"]
         kind = self.cfg.kind
         if kind == "sampler":
             out = model(partial, visibility)
-            return out.t_sample, None, {"t_sample": out.t_sample}
+            return out.t_sample, None, {"t_sample": out.t_sample}, out.sampling_grid
         if kind == "refiner":
             with torch.no_grad():
                 t_sample = self.sampler(partial, visibility).t_sample
             out = model(t_sample, visibility)
             layers = {"t_sample": t_sample, "t_refine": out.t_refine, "blend_mask": out.blend_mask,
                       "t_final": out.t_final}
-            return out.t_final, torch.cat([t_sample, visibility], 1), layers
+            return out.t_final, torch.cat([t_sample, visibility], 1), layers, None
         texture = model(partial, visibility)
-        return texture, torch.cat([partial, visibility], 1), {"texture": texture}
+        return texture, torch.cat([partial, visibility], 1), {"texture": texture}, None
 
     def train_step(self, batch) -> dict[str, float]:
         batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
@@ -269,9 +269,10 @@ class Trainer:
         target = batch["target"]
         self.model.train()
         with self._autocast():
-            output, condition, _ = self.forward(batch)
+            output, condition, _, sampling_grid = self.forward(batch)
             if self.disc is None:
-                total, terms = self.loss(output.float(), target, self.chart_mask)
+                coarse = (batch["partial"], batch["visibility"], sampling_grid)
+                total, terms = self.loss(output.float(), target, self.chart_mask, coarse=coarse)
             else:
                 self.disc.requires_grad_(False)
                 total, terms = self.loss.generator_loss(output.float(), target, condition, self.chart_mask)
@@ -335,10 +336,15 @@ class Trainer:
             raise WeightsError(f"checkpoint in {self.out} is inconsistent: weights at step {meta.get('step')},"
                                f" optimiser at step {state['step']}")
         saved = json.loads(state["train_config"])
-        for key in ("kind", "model", "loss", "size"):
+        for key in ("kind", "model", "size"):
             if saved[key] != json.loads(json.dumps(self.cfg.to_dict()[key])):
                 raise InputError(f"--resume: the checkpoint was trained with a different {key}: {saved[key]}",
                                  kind="bad_argument")
+        # loss settings must agree too; a key only one side has (a setting added since) is tolerated
+        changed = sorted(k for k in set(saved["loss"]) & set(self.cfg.loss) if saved["loss"][k] != self.cfg.loss[k])
+        if changed:
+            raise InputError(f"--resume: the checkpoint was trained with different loss settings: {', '.join(changed)}",
+                             kind="bad_argument")
         self.model.load_state_dict(load_file(str(self.weights_path()), device=str(self.device)))
         self.opt.load_state_dict(state["optimizer"])
         if self.disc is not None:
@@ -363,7 +369,7 @@ class Trainer:
         self.model.eval()
         batch = {k: v[:4].to(self.device) for k, v in batch.items()}
         with self._autocast():
-            _, _, layers = self.forward(batch, model=self.model)
+            _, _, layers, _ = self.forward(batch, model=self.model)
         columns = [batch["partial"], batch["visibility"], *layers.values(), batch["target"]]
         rows = []
         for i in range(batch["target"].shape[0]):

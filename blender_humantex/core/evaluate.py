@@ -1,0 +1,193 @@
+"""`humantex evaluate`: the paper's Table 1 (plus a classical row) on procedural and real-texture sets.
+
+Rows:
+- classical         mirror fill + OpenCV Telea inpainting (core.baselines.classical_fill), no learning;
+- Lazova-style CNN  the direct-prediction baseline (Pipeline method "lazova");
+- ours sampled      T_sample, ours refinement T_refine, ours full T_final (Pipeline method "full").
+The learned rows run through the public inference API (`Pipeline.complete_batch`), exactly as
+`humantex complete` does.
+
+Sets:
+- procedural: the first N items of the procedural *test* split (texture seeds disjoint from training);
+- dev: ../shared/data/dev_textures (complete SMPL-UV textures, never trained on), each masked with
+  fixed real DensePose visibilities (core.data.dev_eval_set).
+
+Metrics (core.metrics): LPIPS (alex, v0.1), PSNR and SSIM at 256², over the texels inside the SMPL
+UV chart mask (seen and unseen texels alike, as in the paper's whole-texture comparison). Writes
+`results.md` (the tables), `results.json` (per-sample numbers) and `figure.png` (Fig. 1 style:
+input partial, each method, ground truth), plus `figure_<set>.png` for each set.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .errors import InputError
+
+EVAL_SIZE = 256
+ROWS = (
+    ("classical", "Classical (mirror + inpainting)"),
+    ("lazova", "Lazova-style CNN"),
+    ("sampled", "Ours sampled (T_sample)"),
+    ("refinement", "Ours refinement (T_refine)"),
+    ("full", "Ours full (T_final)"),
+)
+METRICS = (("lpips", "LPIPS ↓"), ("psnr", "PSNR ↑"), ("ssim", "SSIM ↑"))
+
+
+def default_dev_dir() -> Path:
+    return Path(__file__).resolve().parents[2].parent / "shared" / "data" / "dev_textures"
+
+
+def procedural_set(n: int, seed: int = 0, size: int = EVAL_SIZE) -> list[dict]:
+    """The first n items of the procedural test split, as dicts of numpy arrays (like dev_eval_set)."""
+    from .data import ProceduralTextureDataset
+
+    dataset = ProceduralTextureDataset(split="test", size=size, length=n, seed=seed)
+    samples = []
+    for i in range(n):
+        target, visibility = dataset.numpy_item(i)
+        visibility = visibility.astype(np.float32)
+        samples.append({"name": f"procedural_test_{i:04d}", "target": target,
+                        "partial": target * visibility[..., None], "visibility": visibility})
+    return samples
+
+
+def predict(samples: list[dict], pipeline) -> dict[str, list[np.ndarray]]:
+    """Every row's output texture for every sample (H×W×3 float in [0, 1] at EVAL_SIZE)."""
+    from .baselines import classical_fill
+
+    partials = [s["partial"] for s in samples]
+    visibilities = [s["visibility"] for s in samples]
+    full = pipeline.complete_batch(partials, visibilities, size=EVAL_SIZE, method="full")
+    lazova = pipeline.complete_batch(partials, visibilities, size=EVAL_SIZE, method="lazova")
+    return {
+        "classical": [classical_fill(p, v) for p, v in zip(partials, visibilities, strict=True)],
+        "lazova": [r["final"] for r in lazova],
+        "sampled": [r["sample"] for r in full],
+        "refinement": [r["refine"] for r in full],
+        "full": [r["final"] for r in full],
+        "blend_mask": [r["mask"] for r in full],
+    }
+
+
+def score(samples, outputs, chart_mask, backbone_path=None) -> dict:
+    """{row: {"mean": {metric: value}, "per_sample": [{metric: value}]}}."""
+    from .metrics import all_metrics
+
+    table = {}
+    for row, _ in ROWS:
+        per_sample = [all_metrics(pred, s["target"], chart_mask, backbone_path=backbone_path)
+                      for pred, s in zip(outputs[row], samples, strict=True)]
+        mean = {m: float(np.mean([r[m] for r in per_sample])) for m, _ in METRICS}
+        table[row] = {"mean": mean, "per_sample": per_sample}
+    return table
+
+
+def markdown_table(table: dict, title: str, n: int) -> str:
+    lines = [f"### {title} ({n} textures, {EVAL_SIZE}², inside the SMPL UV mask)", "",
+             "| method | " + " | ".join(label for _, label in METRICS) + " |",
+             "|---|" + "---:|" * len(METRICS)]
+    best = {m: (min if m == "lpips" else max)(table[r]["mean"][m] for r, _ in ROWS) for m, _ in METRICS}
+    for row, label in ROWS:
+        cells = []
+        for m, _ in METRICS:
+            value = table[row]["mean"][m]
+            text = f"{value:.4f}" if m != "psnr" else f"{value:.2f}"
+            cells.append(f"**{text}**" if value == best[m] else text)
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def figure(samples, outputs, n_rows: int = 3) -> np.ndarray:
+    """Fig.-1-style grid: one row per sample; columns partial | each method | ground truth, with labels."""
+    import cv2
+
+    columns = [("input partial", lambda i: samples[i]["partial"])]
+    columns += [(label.split(" (")[0], lambda i, r=row: outputs[r][i]) for row, label in ROWS]
+    columns += [("ground truth", lambda i: samples[i]["target"])]
+    header_h, s = 22, EVAL_SIZE
+    header = np.ones((header_h, s * len(columns), 3), np.float32)
+    for c, (label, _) in enumerate(columns):
+        cv2.putText(header, label, (c * s + 4, 15), cv2.FONT_HERSHEY_SIMPLEX, 0.42, (0, 0, 0), 1, cv2.LINE_AA)
+    rows = [np.concatenate([np.clip(get(i), 0, 1) for _, get in columns], axis=1)
+            for i in range(min(n_rows, len(samples)))]
+    return np.concatenate([header, *rows], axis=0)
+
+
+def evaluate(out_dir, weights_dir=None, dev_dir=None, procedural: int = 0, masks_per_texture: int = 3,
+             seed: int = 0, device: str = "auto", backbone_path=None, figure_rows: int = 3) -> dict:
+    """Run every row on the chosen sets, write results.md / results.json / figures, return the tables."""
+    from .data import dev_eval_set
+    from .imageio import write_json, write_png, write_text
+    from .pipeline import Pipeline
+    from .uv_layout import get_layout
+
+    if not dev_dir and procedural <= 0:
+        raise InputError("nothing to evaluate: give --dev-dir DIR and/or --procedural N", kind="bad_argument")
+    out_dir = Path(out_dir)
+    pipeline = Pipeline(weights_dir=weights_dir, device=device)
+    pipeline.load("full")
+    pipeline.load("lazova")
+    chart_mask = get_layout(EVAL_SIZE).chart_mask
+    sets = []
+    if procedural > 0:
+        sets.append(("procedural", "Procedural test split", procedural_set(procedural, seed)))
+    if dev_dir:
+        sets.append(("dev", f"Dev textures ({Path(dev_dir).name}) with real DensePose visibilities",
+                     dev_eval_set(dev_dir, size=EVAL_SIZE, masks_per_texture=masks_per_texture)))
+    report = {"weights": pipeline.weights_info(), "size": EVAL_SIZE, "sets": {}}
+    markdown = ["# Evaluation (humantex evaluate)", ""]
+    first_figure = None
+    for key, title, samples in sets:
+        started = time.perf_counter()
+        outputs = predict(samples, pipeline)
+        table = score(samples, outputs, chart_mask, backbone_path)
+        report["sets"][key] = {
+            "title": title,
+            "n": len(samples),
+            "names": [s["name"] for s in samples],
+            "seconds": round(time.perf_counter() - started, 1),
+            "rows": table,
+        }
+        markdown.append(markdown_table(table, title, len(samples)))
+        grid = figure(samples, outputs, figure_rows)
+        write_png(out_dir / f"figure_{key}.png", grid)
+        first_figure = grid if key == "dev" or first_figure is None else first_figure
+    write_png(out_dir / "figure.png", first_figure)
+    write_text(out_dir / "results.md", "\n".join(markdown))
+    write_json(out_dir / "results.json", report)
+    return report
+
+
+def add_cli_arguments(name, parser) -> None:
+    parser.add_argument("--out", required=True, help="folder for results.md, results.json, figure.png")
+    parser.add_argument("--dev-dir", help=f"complete SMPL-UV textures to mask and score (e.g. {default_dev_dir()})")
+    parser.add_argument("--procedural", type=int, default=0, help="score the first N procedural test textures")
+    parser.add_argument("--weights", help="weights folder (default: the shipped blender_humantex/weights)")
+    parser.add_argument("--masks-per-texture", type=int, default=3, help="real visibilities per dev texture")
+    parser.add_argument("--seed", type=int, default=0, help="procedural test split seed")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--figure-rows", type=int, default=3)
+    parser.add_argument("--lpips-backbones", help="folder with the LPIPS backbone weights")
+
+
+def run_cli(name, args) -> int:
+    import sys
+
+    if args.procedural < 0 or args.masks_per_texture < 1:
+        raise InputError("--procedural must be >= 0 and --masks-per-texture >= 1", kind="bad_argument")
+    backbone = None
+    if args.lpips_backbones:
+        from .backbones import BACKBONE_FILES
+
+        backbone = Path(args.lpips_backbones) / BACKBONE_FILES["alex"]
+    evaluate(args.out, weights_dir=args.weights, dev_dir=args.dev_dir, procedural=args.procedural,
+             masks_per_texture=args.masks_per_texture, seed=args.seed, device=args.device,
+             backbone_path=backbone, figure_rows=args.figure_rows)
+    print((Path(args.out) / "results.md").read_text(), end="")
+    print(f"[humantex] wrote {args.out}/results.md, results.json, figure.png", file=sys.stderr)
+    return 0
