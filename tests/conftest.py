@@ -36,3 +36,21 @@ def repo() -> Path:
 @pytest.fixture(scope="session")
 def python_exe() -> str:
     return sys.executable
+
+
+# bpy 4.2's module segfaults during interpreter shutdown once Python classes have been registered
+# (5 lines of plain bpy reproduce it). Keep pytest's real exit status by leaving with os._exit
+# after pytest has finished reporting, only on those Blender versions.
+_session_status = {}
+
+
+def pytest_sessionfinish(session, exitstatus):
+    _session_status["code"] = int(exitstatus)
+
+
+def pytest_unconfigure(config):
+    bpy = sys.modules.get("bpy")
+    if bpy is not None and tuple(bpy.app.version) < (4, 3, 0) and "code" in _session_status:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(_session_status["code"])
