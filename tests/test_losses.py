@@ -121,34 +121,51 @@ def test_sampler_loss_decreases_on_a_tiny_batch():
     assert float(total) < 0.7 * first
 
 
-def test_push_pull_fill_keeps_seen_texels_and_fills_holes():
-    from blender_humantex.core.losses import push_pull_fill
+def test_guide_grid_points_unseen_texels_at_seen_ones():
+    from blender_humantex.core.losses import guide_grid
+    from blender_humantex.core.uv_layout import get_layout
 
-    target, _ = _pair(size=32)
-    visibility = torch.zeros(2, 1, 32, 32)
-    visibility[..., :12, :] = 1  # the bottom 20 rows were never seen
-    filled = push_pull_fill(target * visibility, visibility)
-    assert torch.allclose(filled[..., :12, :], target[..., :12, :], atol=1e-6)
-    assert (filled[..., 12:, :].sum(1) > 0).all()  # every hole texel got a colour
+    size = 64
+    layout = get_layout(size)
+    visibility = torch.zeros(1, 1, size, size)
+    visibility[..., :, : size // 2] = 1  # the left half of the atlas was seen
+    grid, weight = guide_grid(visibility)
+    cols = ((grid[0, ..., 0] + 1) * size - 1) / 2
+    rows = ((grid[0, ..., 1] + 1) * size - 1) / 2
+    rows, cols = rows.round().long(), cols.round().long()
+    unseen = weight[0, 0] > 0
+    assert unseen.sum() > 0 and (visibility[0, 0][rows[unseen], cols[unseen]] == 1).all()
+    assert torch.equal(unseen, torch.from_numpy(layout.chart_mask) & (visibility[0, 0] == 0))
+    # where the mirror texel was seen, the guide is exactly that texel
+    mirror = torch.from_numpy(layout.mirror_yx).long()
+    has = (mirror[..., 0] >= 0) & unseen
+    mirror_seen = has & (visibility[0, 0][mirror[..., 0].clamp_min(0), mirror[..., 1].clamp_min(0)] == 1)
+    assert mirror_seen.sum() > 10
+    assert torch.equal(rows[mirror_seen], mirror[..., 0][mirror_seen])
+    assert torch.equal(cols[mirror_seen], mirror[..., 1][mirror_seen])
 
 
-def test_filled_sampling_aid_gives_the_grid_a_gradient_where_the_paper_loss_has_none():
-    """With the premultiplied T_sample, an identity grid gets exactly zero gradient (the measured
-    reason the sampler did not learn); the filled-sampling aid gives every unseen texel one."""
+def test_grid_guidance_gives_the_grid_a_gradient_where_the_paper_loss_has_none():
+    """With the premultiplied T_sample, an identity grid gets exactly zero gradient deep inside unseen
+    regions (the measured reason the sampler did not learn); the guidance aid reaches every unseen texel."""
     from blender_humantex.core.models.networks import identity_grid, sample_texture
 
+    size = 64
     torch.manual_seed(0)
-    target = torch.rand(1, 3, 32, 32)
-    visibility = torch.zeros(1, 1, 32, 32)
-    visibility[..., :, :10] = 1
+    target = torch.rand(1, 3, size, size)
+    visibility = torch.zeros(1, 1, size, size)
+    visibility[..., :, :20] = 1
     partial = target * visibility
-    loss = SamplerLoss(LossConfig())
-    grid = identity_grid(1, 32, 32).clone().requires_grad_(True)
-    paper_total, _ = SamplerLoss(LossConfig(filled_sampling=0))(sample_texture(partial, visibility, grid), target)
+    grid = identity_grid(1, size, size).clone().requires_grad_(True)
+    paper_total, _ = SamplerLoss(LossConfig(grid_guidance=0))(sample_texture(partial, visibility, grid), target)
     paper_total.backward()
-    assert float(grid.grad[:, :, 12:].abs().sum()) == 0.0  # deep in the hole: no signal at all
+    assert float(grid.grad[:, :, 24:].abs().sum()) == 0.0  # deep in the hole: no signal at all
     grid.grad = None
-    total, terms = loss(sample_texture(partial, visibility, grid), target, coarse=(partial, visibility, grid))
-    assert "filled" in terms and torch.isfinite(total)
+    total, terms = SamplerLoss()(sample_texture(partial, visibility, grid), target,
+                                 guidance=(visibility, grid))
+    assert "guide" in terms and torch.isfinite(total)
     total.backward()
-    assert (grid.grad[0, :, 12:].abs().sum(-1) > 0).float().mean() > 0.9
+    from blender_humantex.core.uv_layout import get_layout
+
+    hole = torch.from_numpy(get_layout(size).chart_mask)[:, 24:]
+    assert (grid.grad[0, :, 24:].abs().sum(-1) > 0)[hole].all()

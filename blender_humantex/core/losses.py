@@ -25,6 +25,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -39,13 +40,15 @@ class LossConfig:
 
     l1: float = 10.0
     lpips: float = 1.0  # sampler
-    # Sampler training aid (OUR ADDITION, not in the paper): L1 of the same sampling grid applied to a
-    # push-pull FILLED copy of the partial texture, on unseen chart texels. T_sample's own sampling is
-    # premultiplied by visibility, so an unseen texel whose grid points into an unseen region reads
-    # nothing and gets no gradient at all: measured here, the sampler's loss stayed flat and its
-    # offsets stayed exactly 0. The filled copy has a colour everywhere (seen colours diffused into
-    # the holes), so every texel's grid gets a gradient towards seen texels of the right colour.
-    filled_sampling: float = 10.0
+    # Sampler training aid (OUR ADDITION, not in the paper): L1 between the predicted sampling grid and
+    # a heuristic guide grid on unseen chart texels: the texel's left/right mirror texel where that was
+    # seen, else the nearest seen texel. Why: T_sample's sampling is premultiplied by visibility, so a
+    # texel whose grid points into an unseen region reads nothing and gets no gradient at all; measured
+    # here, with the paper's loss alone the sampler's offsets stayed exactly 0, and a colour-only aid
+    # (grid-sampling a push-pull filled partial) drove the grid off the atlas towards average colours.
+    # The guide only says "fetch from something seen"; the paper's L1 + LPIPS on T_sample still choose
+    # what. train.py fades its weight linearly over the first half of training to a 10% floor.
+    grid_guidance: float = 10.0
     perceptual: float = 10.0  # refiner / lazova
     feature_matching: float = 10.0
     gan: float = 1.0
@@ -65,22 +68,34 @@ def composite(image: torch.Tensor, chart_mask: torch.Tensor | None) -> torch.Ten
     return image if chart_mask is None else image * chart_mask
 
 
-def push_pull_fill(partial: torch.Tensor, visibility: torch.Tensor) -> torch.Tensor:
-    """Fill unseen texels with seen colours diffused from coarser levels (push-pull, Gortler et al. 1996).
+@torch.no_grad()
+def guide_grid(visibility: torch.Tensor, chart_mask: torch.Tensor | None = None):
+    """Heuristic sampling grid for unseen texels: mirror texel if seen, else the nearest seen texel.
 
-    Push: halve the premultiplied colour and the visibility down to one texel. Pull: on the way
-    back up, each level keeps its own colour where seen and takes the coarser fill elsewhere.
+    visibility N×1×S×S -> (grid N×S×S×2 in normalised (x, y), weight N×1×S×S = unseen chart texels).
     """
-    colours, weights = [partial * visibility], [visibility]
-    while colours[-1].shape[-1] > 1:
-        colours.append(F.avg_pool2d(colours[-1], 2))
-        weights.append(F.avg_pool2d(weights[-1], 2))
-    coarsest = colours[-1] / weights[-1].clamp_min(1e-6) * (weights[-1] > 1e-6)
-    filled = coarsest
-    for colour, weight in zip(reversed(colours[:-1]), reversed(weights[:-1]), strict=True):
-        up = F.interpolate(filled, size=colour.shape[-2:], mode="bilinear", align_corners=False)
-        filled = colour + (1 - weight) * up
-    return filled
+    from scipy.ndimage import distance_transform_edt
+
+    from .uv_layout import get_layout
+
+    n, _, size, _ = visibility.shape
+    layout = get_layout(size)
+    mirror = layout.mirror_yx
+    has_mirror = mirror[..., 0] >= 0
+    mr, mc = np.where(has_mirror, mirror[..., 0], 0), np.where(has_mirror, mirror[..., 1], 0)
+    chart = layout.chart_mask if chart_mask is None else chart_mask[0, 0].cpu().numpy() > 0.5
+    grids, weights = [], []
+    for seen in visibility[:, 0].cpu().numpy() > 0.5:
+        if not seen.any():
+            grids.append(np.zeros((size, size, 2), np.float32))
+            weights.append(np.zeros((size, size), np.float32))
+            continue
+        _, (ty, tx) = distance_transform_edt(~seen, return_indices=True)
+        use_mirror = has_mirror & seen[mr, mc] & ~seen
+        ty, tx = np.where(use_mirror, mr, ty), np.where(use_mirror, mc, tx)
+        grids.append(np.stack([(tx * 2 + 1) / size - 1, (ty * 2 + 1) / size - 1], -1).astype(np.float32))
+        weights.append((~seen & chart).astype(np.float32))
+    return torch.from_numpy(np.stack(grids)), torch.from_numpy(np.stack(weights))[:, None]
 
 
 class PerceptualLoss(nn.Module):
@@ -183,26 +198,25 @@ class SamplerLoss(nn.Module):
         self.cfg = cfg
         self.lpips = LPIPS(cfg.lpips_net, lpips_backbone_path)
 
-    def filled_sampling_loss(self, partial, visibility, sampling_grid, target, chart_mask=None):
-        """L1 over unseen (chart) texels between grid_sample(push-pull filled partial, grid) and the target."""
-        filled = push_pull_fill(partial, visibility)
-        sampled = F.grid_sample(filled, sampling_grid, mode="bilinear", padding_mode="border", align_corners=False)
-        weight = 1 - visibility
-        if chart_mask is not None:
-            weight = weight * chart_mask
-        return ((sampled - target).abs() * weight).sum() / (3 * weight.sum()).clamp_min(1.0)
+    def grid_guidance_loss(self, visibility, sampling_grid, chart_mask=None):
+        """Mean L1 (normalised coords) between the grid and guide_grid() over unseen chart texels."""
+        guide, weight = guide_grid(visibility, chart_mask)
+        diff = (sampling_grid - guide.to(sampling_grid)).abs().sum(-1, keepdim=True).permute(0, 3, 1, 2)
+        weight = weight.to(diff)
+        return (diff * weight).sum() / (2 * weight.sum()).clamp_min(1.0)
 
-    def forward(self, t_sample, target, chart_mask=None, coarse=None):
-        """`coarse` = (partial, visibility, sampling_grid) enables the filled-sampling training aid."""
+    def forward(self, t_sample, target, chart_mask=None, guidance=None, guidance_weight=None):
+        """`guidance` = (visibility, sampling_grid) enables the grid-guidance training aid."""
         pred, real = composite(t_sample, chart_mask), composite(target, chart_mask)
         l1 = F.l1_loss(pred, real)
         lp = self.lpips(pred, real).mean()
         total = self.cfg.l1 * l1 + self.cfg.lpips * lp
         terms = {"l1": l1.detach(), "lpips": lp.detach()}
-        if coarse is not None and self.cfg.filled_sampling:
-            filled_l1 = self.filled_sampling_loss(*coarse, target, chart_mask)
-            total = total + self.cfg.filled_sampling * filled_l1
-            terms["filled"] = filled_l1.detach()
+        if guidance is not None and self.cfg.grid_guidance:
+            weight = self.cfg.grid_guidance if guidance_weight is None else guidance_weight
+            guide_l1 = self.grid_guidance_loss(*guidance, chart_mask)
+            total = total + weight * guide_l1
+            terms["guide"] = guide_l1.detach()
         return total, terms
 
 
