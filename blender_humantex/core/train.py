@@ -271,11 +271,8 @@ class Trainer:
         with self._autocast():
             output, condition, _, sampling_grid = self.forward(batch)
             if self.disc is None:
-                # the grid-guidance aid fades linearly over the first half of training to a 10% floor
-                fade = max(0.1, 1.0 - self.step / (0.5 * self.cfg.iters))
                 total, terms = self.loss(output.float(), target, self.chart_mask,
-                                         guidance=(batch["visibility"], sampling_grid),
-                                         guidance_weight=self.loss_config.grid_guidance * fade)
+                                         guidance=(batch["visibility"], sampling_grid))
             else:
                 self.disc.requires_grad_(False)
                 total, terms = self.loss.generator_loss(output.float(), target, condition, self.chart_mask)
