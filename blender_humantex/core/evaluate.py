@@ -102,8 +102,11 @@ def markdown_table(table: dict, title: str, n: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-def figure(samples, outputs, n_rows: int = 3) -> np.ndarray:
-    """Fig.-1-style grid: one row per sample; columns partial | each method | ground truth, with labels."""
+def figure(samples, outputs, chart_mask, n_rows: int = 3) -> np.ndarray:
+    """Fig.-1-style grid: one row per sample; columns partial | each method | ground truth, with labels.
+
+    Shown inside the UV chart mask only (black outside), the region the metrics score.
+    """
     import cv2
 
     columns = [("input partial", lambda i: samples[i]["partial"])]
@@ -113,7 +116,7 @@ def figure(samples, outputs, n_rows: int = 3) -> np.ndarray:
     header = np.ones((header_h, s * len(columns), 3), np.float32)
     for c, (label, _) in enumerate(columns):
         cv2.putText(header, label, (c * s + 4, 15), cv2.FONT_HERSHEY_SIMPLEX, 0.42, (0, 0, 0), 1, cv2.LINE_AA)
-    rows = [np.concatenate([np.clip(get(i), 0, 1) for _, get in columns], axis=1)
+    rows = [np.concatenate([np.clip(get(i), 0, 1) * chart_mask[..., None] for _, get in columns], axis=1)
             for i in range(min(n_rows, len(samples)))]
     return np.concatenate([header, *rows], axis=0)
 
@@ -154,7 +157,7 @@ def evaluate(out_dir, weights_dir=None, dev_dir=None, procedural: int = 0, masks
             "rows": table,
         }
         markdown.append(markdown_table(table, title, len(samples)))
-        grid = figure(samples, outputs, figure_rows)
+        grid = figure(samples, outputs, chart_mask, figure_rows)
         write_png(out_dir / f"figure_{key}.png", grid)
         first_figure = grid if key == "dev" or first_figure is None else first_figure
     write_png(out_dir / "figure.png", first_figure)
