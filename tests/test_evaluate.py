@@ -80,3 +80,23 @@ def test_nothing_to_evaluate_is_a_clear_error(random_weights, tmp_path):
     with pytest.raises(InputError, match="nothing to evaluate"):
         ev.evaluate(tmp_path, weights_dir=random_weights)
     assert main(["evaluate", "--out", str(tmp_path), "--weights", str(tmp_path / "none"), "--procedural", "1"]) == 2
+
+
+def test_shipped_weights_are_trained_documented_and_small(repo):
+    """The weights in blender_humantex/weights are real training outputs, described by the model card."""
+    from blender_humantex.core.models import load_model, read_metadata
+
+    folder = repo / "blender_humantex" / "weights"
+    card = (folder / "MODEL_CARD.md").read_text()
+    files = {kind: folder / f"{kind}.safetensors" for kind in ("sampler", "refiner", "lazova")}
+    assert sum(p.stat().st_size for p in files.values()) <= 40 * 2**20
+    for kind, path in files.items():
+        load_model(path, kind)  # shapes, layout id and config check out
+        meta = read_metadata(path)
+        assert int(meta["iterations"]) >= 1000 and meta["command"].startswith(f"humantex train {kind}")
+        assert "procedural" in meta["data"]
+        assert f"{int(meta['iterations'])} iterations" in card or f"to {int(meta['iterations'])}" in card, kind
+        train_config = json.loads(meta["train_config"])
+        if kind != "sampler":
+            assert "SUBSTITUTE" in meta["perceptual_loss"] and train_config["loss"]["perceptual_backbone"] == "alex"
+    assert "VGG19" in card and "CC BY-NC" in card
