@@ -19,6 +19,11 @@ from blender_humantex.core.losses import LossConfig, RefinerLoss, SamplerLoss
 from blender_humantex.core.models import ModelConfig, build_model, count_parameters
 
 CANDIDATES = [
+    # the shipped CPU-budget configs (run with --size 128, as they were trained)
+    ("sampler", dict(ngf=16, n_down=3, n_res=2, net_size=64, mirror=True), {}),
+    ("refiner", dict(ngf=8, n_down=4, n_res=9, net_size=128), dict(ndf=16)),
+    ("lazova", dict(ngf=8, n_down=4, n_res=9, net_size=128), dict(ndf=16)),
+    # larger alternatives
     ("sampler", dict(ngf=32, n_down=4, n_res=2, net_size=128), {}),
     ("sampler", dict(ngf=16, n_down=4, n_res=2, net_size=128), {}),
     ("sampler", dict(ngf=16, n_down=3, n_res=2, net_size=64), {}),
@@ -39,17 +44,19 @@ def step_time(kind, model_kw, loss_kw, batch, size, steps, device):
     partial = target * visibility
     extra = 0
     if kind == "sampler":
-        loss = SamplerLoss().to(device)
+        loss = SamplerLoss().to(device)  # includes the grid-guidance aid, as in training
     else:
         loss = RefinerLoss(LossConfig(**loss_kw)).to(device)
         opt_d = torch.optim.Adam(loss.discriminator.parameters(), lr=2e-4)
         extra = count_parameters(loss.discriminator)
-    sampler = build_model(ModelConfig.default("sampler")).to(device).eval() if kind == "refiner" else None
+    shipped_sampler = ModelConfig(kind="sampler", ngf=16, n_down=3, n_res=2, net_size=64, mirror=True)
+    sampler = build_model(shipped_sampler).to(device).eval() if kind == "refiner" else None
     times = []
     for i in range(steps + 1):
         t0 = time.perf_counter()
         if kind == "sampler":
-            total, _ = loss(model(partial, visibility).t_sample, target)
+            out = model(partial, visibility)
+            total, _ = loss(out.t_sample, target, guidance=(visibility, out.sampling_grid))
         else:
             if sampler is not None:
                 with torch.no_grad():
