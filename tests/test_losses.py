@@ -163,9 +163,22 @@ def test_grid_guidance_gives_the_grid_a_gradient_where_the_paper_loss_has_none()
     grid.grad = None
     total, terms = SamplerLoss()(sample_texture(partial, visibility, grid), target,
                                  guidance=(visibility, grid))
-    assert "guide" in terms and torch.isfinite(total)
+    assert "guide" in terms and "miss" in terms and torch.isfinite(total)
+    assert 0.5 < float(terms["miss"]) <= 1.0  # identity grid: every unseen texel reads unseen texels
     total.backward()
     from blender_humantex.core.uv_layout import get_layout
 
     hole = torch.from_numpy(get_layout(size).chart_mask)[:, 24:]
     assert (grid.grad[0, :, 24:].abs().sum(-1) > 0)[hole].all()
+
+
+def test_landing_term_is_zero_when_every_unseen_texel_samples_a_seen_one():
+    from blender_humantex.core.models.networks import identity_grid
+
+    size = 16
+    visibility = torch.zeros(1, 1, size, size)
+    visibility[..., :, : size // 2] = 1
+    grid = identity_grid(1, size, size).clone()
+    grid[:, :, size // 2 :, 0] -= 1.0  # the right half reads the left half (half the width to the left)
+    assert float(SamplerLoss().grid_landing_loss(visibility, grid)) == pytest.approx(0.0, abs=1e-6)
+    assert float(SamplerLoss().grid_landing_loss(visibility, identity_grid(1, size, size))) == pytest.approx(1.0)
