@@ -330,3 +330,39 @@ def test_mirror_inputs_read_each_texels_left_right_partner():
     with torch.no_grad():
         out = net(texture * visibility, visibility)
     assert out.t_sample.shape == (1, 3, 64, 64)
+
+
+def test_seen_grid_prior_fills_from_mirror_partner_or_same_part(real_partial):
+    """grid_prior="seen": an untrained sampler (zero learned offset) reads each unseen texel from its
+    seen mirror partner, else from the nearest seen texel of the same DensePose part."""
+    from blender_humantex.core.models.grid_prior import seen_source
+    from blender_humantex.core.uv_layout import get_layout
+
+    partial, visibility = real_partial
+    partial, visibility = resize_partial(partial, visibility, (256, 256))
+    visibility = (visibility > 0.5).float()
+    partial = partial * visibility
+    net = SamplerNet(ModelConfig(kind="sampler", ngf=8, n_down=2, n_res=1, net_size=64, grid_prior="seen")).eval()
+    with torch.no_grad():
+        out = net(partial, visibility)
+    layout = get_layout(256)
+    seen = visibility[0, 0].numpy() > 0.5
+    src_y, src_x = seen_source(seen)
+    unseen_chart = layout.chart_mask & ~seen
+    # every unseen chart texel reads a seen texel ...
+    assert seen[src_y[unseen_chart], src_x[unseen_chart]].all()
+    # ... its mirror partner where that was seen ...
+    my, mx = layout.mirror_yx[..., 0], layout.mirror_yx[..., 1]
+    partner = unseen_chart & (my >= 0)
+    partner &= np.where(partner, seen[np.clip(my, 0, None), np.clip(mx, 0, None)], False)
+    assert partner.sum() > 1000
+    assert (src_y[partner] == my[partner]).all() and (src_x[partner] == mx[partner]).all()
+    # ... else a texel of its own part, whenever that part was seen at all
+    part = layout.part_label
+    same_part_possible = unseen_chart & ~partner & np.isin(part, np.unique(part[seen]))
+    assert (part[src_y[same_part_possible], src_x[same_part_possible]] == part[same_part_possible]).all()
+    # and T_sample carries exactly those colours (the texel centres are sampled, so no blending)
+    expected = partial[0].numpy()[:, src_y, src_x]
+    got = out.t_sample[0].numpy()
+    assert np.abs(got[:, unseen_chart] - expected[:, unseen_chart]).max() < 1e-4
+    assert np.array_equal(got[:, seen], partial[0].numpy()[:, seen])

@@ -32,6 +32,10 @@ class ModelConfig:
                 the atlas it is — the atlas is not translation invariant (every chart is a body part)
     mirror      sampler only: also feed the left/right mirrored partial texture and visibility,
                 built with the UV layout's mirror map (core.uv_layout.get_layout(size).mirror_yx)
+    grid_prior  sampler only: "none" (grid = identity + learned offset, as in the paper) or "seen"
+                (grid = identity + prior offset + learned offset, where the prior sends each unseen
+                texel to its seen mirror partner or the nearest seen texel of its part; see
+                core.models.grid_prior for why)
     """
 
     kind: str = "sampler"
@@ -44,6 +48,7 @@ class ModelConfig:
     max_offset: float = 2.0
     uv_coords: bool = True
     mirror: bool = False
+    grid_prior: str = "none"
 
     def __post_init__(self):
         problems = []
@@ -67,6 +72,10 @@ class ModelConfig:
             problems.append(f"max_offset must be in (0, 2], got {self.max_offset!r}")
         if self.mirror and self.kind != "sampler":
             problems.append("mirror inputs are a sampler option only")
+        if self.grid_prior not in ("none", "seen"):
+            problems.append(f"grid_prior {self.grid_prior!r} is not one of none, seen")
+        elif self.grid_prior != "none" and self.kind != "sampler":
+            problems.append("grid_prior is a sampler option only")
         if problems:
             raise ValueError("invalid ModelConfig: " + "; ".join(problems))
 
@@ -78,7 +87,7 @@ class ModelConfig:
         upsampled to the output size anyway; the refiner and the baseline run at the paper's 256².
         """
         if kind == "sampler":
-            return cls(kind="sampler", ngf=32, n_down=4, n_res=2, net_size=128)
+            return cls(kind="sampler", ngf=32, n_down=4, n_res=2, net_size=128, grid_prior="seen")
         if kind in ("refiner", "lazova"):
             # ngf 16 keeps the refiner near 0.12 s per 256² texture on 2 CPU cores; the paper-like
             # ngf 64 costs ~1.2 s (figures in benchmarks/bench_inference.py). Same backbone for the

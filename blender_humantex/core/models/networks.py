@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import ModelConfig
+from .grid_prior import seen_source_offset
 
 # Below this sampled visibility weight a grid position fell on unobserved texels only: its colour is
 # unknown and is left at 0 (the refiner fills it) rather than divided into noise.
@@ -260,10 +261,13 @@ class SamplerNet(_TextureNet):
 
     def forward(self, partial_texture: torch.Tensor, visibility: torch.Tensor) -> SamplerOutput:
         n, _, h, w = partial_texture.shape
-        offset = self.predict_offset(partial_texture, visibility)
+        offset = resize(self.predict_offset(partial_texture, visibility), (h, w))
+        if self.config.grid_prior == "seen":
+            # Learn corrections to "mirror partner, else nearest seen texel of the part" (grid_prior.py).
+            offset = offset + resize(seen_source_offset(visibility), (h, w))
         # The offset field is smooth: upsample it (not identity+offset, whose border would shift) and
         # add the identity at full resolution, so the full-resolution partial is sampled directly.
-        sampling_grid = resize(offset, (h, w)).permute(0, 2, 3, 1) + identity_grid(n, h, w, offset.device)
+        sampling_grid = offset.permute(0, 2, 3, 1) + identity_grid(n, h, w, offset.device)
         t_sample = sample_texture(partial_texture.float(), visibility.float(), sampling_grid)
         return SamplerOutput(t_sample, sampling_grid)
 
