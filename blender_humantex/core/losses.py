@@ -62,6 +62,8 @@ class LossConfig:
     # The paper's VGG19 is substituted by AlexNet (see module docstring); "vgg19" needs perceptual_weights.
     perceptual_backbone: str = "alex"
     perceptual_weights: str | None = None
+    # False: refiner and baseline train with TextureLoss (10·L1 + 1·LPIPS), no discriminator.
+    adversarial: bool = True
     ndf: int = 32  # discriminator width (pix2pixHD: 64; halved for the CPU budget)
     n_layers_d: int = 3
     num_d: int = 2  # discriminator scales (pix2pixHD: 2 for 512², 3 for 1024²)
@@ -194,6 +196,25 @@ def feature_matching_loss(fake: list[list[torch.Tensor]], real: list[list[torch.
     return sum(
         weight * F.l1_loss(f, r.detach()) for ff, rr in zip(fake, real, strict=True) for f, r in zip(ff[:-1], rr[:-1], strict=True)
     )
+
+
+class TextureLoss(nn.Module):
+    """10·L1 + 1·LPIPS on a texture, inside `chart_mask` (N×1×H×W; may also exclude invalid texels).
+
+    The sampler's loss in the paper; with `LossConfig.adversarial` False also the refiner's and the
+    baseline's (the shipped weights: validation showed no need for the GAN terms within the CPU budget).
+    """
+
+    def __init__(self, cfg: LossConfig = LossConfig(), lpips_backbone_path=None):
+        super().__init__()
+        self.cfg = cfg
+        self.lpips = LPIPS(cfg.lpips_net, lpips_backbone_path)
+
+    def forward(self, output, target, chart_mask=None):
+        pred, real = composite(output, chart_mask), composite(target, chart_mask)
+        l1 = F.l1_loss(pred, real)
+        lp = self.lpips(pred, real).mean()
+        return self.cfg.l1 * l1 + self.cfg.lpips * lp, {"l1": l1.detach(), "lpips": lp.detach()}
 
 
 class SamplerLoss(nn.Module):

@@ -36,9 +36,16 @@ import numpy as np
 import torch
 
 from .errors import InputError, WeightsError
-from .losses import LossConfig, RefinerLoss, SamplerLoss
+from .losses import LossConfig, RefinerLoss, SamplerLoss, TextureLoss
 from .models import ModelConfig, build_model, count_parameters, load_model, save_model
 
+REAL_DATA_DESCRIPTION = (
+    "real SMPL-UV textures: the 84-texture train split of ../shared/data/train_textures (SMPLitex, Casas and "
+    "Comino-Trinidad, BMVC 2023) and the 9 TexDreamer textures (MIT), each also mirrored through the UV "
+    "mirror table; masked with real DensePose visibilities (CC BY-NC 4.0; the dev protocol's masks 3, 6, 10, 11 "
+    "excluded), flipped and jittered, and view-dependent synthetic masks (front, side, back); seed {seed}; "
+    "no dev textures, no validation textures"
+)
 DATA_DESCRIPTION = (
     "procedural SMPL-UV textures (blender_humantex.core.data, seed {seed}), masked with visibilities from "
     "public DensePose IUVs (CC BY-NC 4.0) and synthetic view masks; no scans, no photos, no dev textures"
@@ -55,8 +62,10 @@ class TrainConfig:
     size: int = 256  # texture resolution the losses see
     lr: float = 2e-4
     betas: tuple[float, float] = (0.9, 0.999)
-    data: str = "procedural"  # or folder:PATH
+    data: str = "procedural"  # real | procedural | folder:PATH
     cache: int = 0  # >0: precompute this many samples once and cycle through them (CPU budget)
+    crop: int = 0  # >0: refiner / lazova train on random crop×crop windows of the size² atlas
+    data_models: str | None = None  # folder with the correspondence prior and texture PCA (sampler, refiner)
     seed: int = 0
     sample_every: int = 500
     ckpt_every: int = 1000
@@ -117,6 +126,9 @@ def make_dataset(spec: str, split: str, size: int, length: int, seed: int):
     """`procedural` or `folder:PATH` -> a map-style dataset of dict(target, partial, visibility)."""
     from . import data
 
+    if spec == "real":
+        return data.RealTextureDataset(split="train" if split == "train" else "validation", size=size,
+                                       length=length, seed=seed)
     if spec == "procedural":
         return data.ProceduralTextureDataset(split=split, size=size, length=length, seed=seed)
     if spec.startswith("folder:"):
@@ -146,18 +158,20 @@ class IndexedFrom(torch.utils.data.Sampler):
 class CachedDataset(torch.utils.data.Dataset):
     """The first `n` items of a dataset, computed once; index k reads item k mod n."""
 
-    def __init__(self, dataset, n: int, num_workers: int):
+    def __init__(self, dataset, n: int, num_workers: int, transform=None):
+        """`transform` (a batch dict -> a batch dict) runs once per cached batch, e.g. to add the refiner's
+        inputs; the cache is kept in float16 (it can hold thousands of 256² items)."""
         loader = torch.utils.data.DataLoader(dataset, batch_size=16, num_workers=num_workers,
                                              sampler=range(n), collate_fn=_collate)
-        parts = [b for b in loader]
-        self.items = {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
+        parts = [transform(b) if transform else b for b in loader]
+        self.items = {k: torch.cat([p[k].half() for p in parts]) for k in parts[0]}
         self.n = n
 
     def __len__(self):
         return 1 << 62
 
     def __getitem__(self, k):
-        return {key: value[k % self.n] for key, value in self.items.items()}
+        return {key: value[k % self.n].float() for key, value in self.items.items()}
 
 
 def _as_chw(x) -> torch.Tensor:
@@ -170,7 +184,8 @@ def _as_chw(x) -> torch.Tensor:
 
 
 def _collate(items):
-    return {k: torch.stack([_as_chw(it[k]) for it in items]) for k in ("target", "partial", "visibility")}
+    keys = [k for k in ("target", "partial", "visibility", "valid", "t_sample", "t_pca") if k in items[0]]
+    return {k: torch.stack([_as_chw(it[k]) for it in items]) for k in keys}
 
 
 # ----------------------------------------------------------------------------- the trainer
@@ -195,17 +210,20 @@ class Trainer:
         self.loss_config = LossConfig(**cfg.loss) if cfg.loss else LossConfig()
         cfg.loss = self.loss_config.to_dict()
 
-        self.model = build_model(self.model_config).to(self.device)
+        self.model = build_model(self.model_config)
+        if cfg.data_models:
+            from .models.weights import attach_data_models
+
+            attach_data_models(self.model, cfg.data_models)
+        self.model = self.model.to(self.device)
         self.sampler = None
         if cfg.kind == "refiner":
-            if not cfg.sampler:
-                raise InputError("refiner training needs --sampler PATH (a trained sampler .safetensors)",
-                                 kind="bad_argument")
-            self.sampler = load_model(cfg.sampler, "sampler", device=self.device)
+            self.sampler = self._frozen_sampler()
             for p in self.sampler.parameters():
                 p.requires_grad_(False)
-        if cfg.kind == "sampler":
-            self.loss = SamplerLoss(self.loss_config, lpips_backbones).to(self.device)
+        if cfg.kind == "sampler" or not self.loss_config.adversarial:
+            loss_class = SamplerLoss if cfg.kind == "sampler" else TextureLoss
+            self.loss = loss_class(self.loss_config, lpips_backbones).to(self.device)
             self.disc = None
         else:
             self.loss = RefinerLoss(self.loss_config, condition_channels=4, lpips_backbone_path=lpips_backbones)
@@ -239,43 +257,88 @@ class Trainer:
         self.chart_mask = chart[None, None].to(self.device)
         self.amp_dtype = (torch.bfloat16 if self.cuda and torch.cuda.is_bf16_supported() else torch.float16)
 
+    def _frozen_sampler(self):
+        """The refiner's input stage: a trained sampler (--sampler), else the correspondence prior alone
+        (a SamplerNet with zero learned offset, as an untrained sampler is)."""
+        if self.cfg.sampler:
+            return load_model(self.cfg.sampler, "sampler", device=self.device)
+        if not self.cfg.data_models:
+            raise InputError("refiner training needs --sampler PATH or --data-models DIR (the correspondence prior)",
+                             kind="bad_argument")
+        from .models.weights import attach_data_models
+
+        return attach_data_models(build_model(ModelConfig.default("sampler")), self.cfg.data_models).to(self.device).eval()
+
+    @torch.no_grad()
+    def refiner_inputs(self, batch: dict) -> dict:
+        """Add T_sample (the frozen sampler's) and T_pca (the PCA estimate) to a batch, once per item."""
+        if self.cfg.kind != "refiner" or "t_sample" in batch:
+            return batch
+        partial = batch["partial"].to(self.device)
+        visibility = batch["visibility"].to(self.device)
+        t_sample = self.sampler(partial, visibility).t_sample
+        batch = dict(batch, t_sample=t_sample.cpu())
+        if self.model_config.pca_input:
+            batch["t_pca"] = self.model.pca(partial, visibility).cpu()
+        return batch
+
+    def crop_window(self) -> tuple[int, int, int] | None:
+        """This step's training window (top, left, size), a function of (seed, step) only."""
+        c, size = self.cfg.crop, self.cfg.size
+        if not c or c >= size or self.cfg.kind == "sampler":
+            return None
+        top, left = np.random.default_rng([self.cfg.seed, 7, self.step]).integers(0, size - c + 1, 2)
+        return int(top), int(left), c
+
     # ---- one optimisation step
 
     def _autocast(self):
         return torch.autocast("cuda", dtype=self.amp_dtype, enabled=self.cuda)
 
-    def forward(self, batch, model=None):
-        """-> (output texture the loss sees, condition for D, dict of image layers for previews, sampling grid)."""
+    def forward(self, batch, model=None, crop=None):
+        """-> (output texture the loss sees, condition for D, dict of image layers for previews, sampling grid).
+
+        With `crop` = (top, left, c) the refiner and the baseline produce only that window (training)."""
         model = model or self.model_ddp
         partial, visibility = batch["partial"], batch["visibility"]
         kind = self.cfg.kind
         if kind == "sampler":
             out = model(partial, visibility)
             return out.t_sample, None, {"t_sample": out.t_sample}, out.sampling_grid
+        window = (lambda x: x) if crop is None else (lambda x: x[..., crop[0] : crop[0] + crop[2], crop[1] : crop[1] + crop[2]])
         if kind == "refiner":
-            with torch.no_grad():
-                t_sample = self.sampler(partial, visibility).t_sample
-            out = model(t_sample, visibility)
-            layers = {"t_sample": t_sample, "t_refine": out.t_refine, "blend_mask": out.blend_mask,
+            batch = self.refiner_inputs(batch)
+            t_sample = batch["t_sample"].to(partial)
+            out = model(t_sample, visibility, batch["t_pca"].to(partial) if "t_pca" in batch else None, crop=crop)
+            layers = {"t_sample": window(t_sample), "t_refine": out.t_refine, "blend_mask": out.blend_mask,
                       "t_final": out.t_final}
-            return out.t_final, torch.cat([t_sample, visibility], 1), layers, None
-        texture = model(partial, visibility)
-        return texture, torch.cat([partial, visibility], 1), {"texture": texture}, None
+            return out.t_final, torch.cat([window(t_sample), window(visibility)], 1), layers, None
+        texture = model(partial, visibility, crop=crop)
+        return texture, torch.cat([window(partial), window(visibility)], 1), {"texture": texture}, None
 
     def train_step(self, batch) -> dict[str, float]:
         batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
         if self.cuda:
             batch = {k: v.contiguous(memory_format=torch.channels_last) for k, v in batch.items()}
+        crop = self.crop_window()
         target = batch["target"]
+        # the loss sees chart texels the texture defines (TexDreamer's alpha), in this step's window
+        loss_mask = self.chart_mask * batch["valid"] if "valid" in batch else self.chart_mask
+        if crop is not None:
+            top, left, c = crop
+            target = target[..., top : top + c, left : left + c]
+            loss_mask = loss_mask[..., top : top + c, left : left + c]
         self.model.train()
         with self._autocast():
-            output, condition, _, sampling_grid = self.forward(batch)
-            if self.disc is None:
-                total, terms = self.loss(output.float(), target, self.chart_mask,
+            output, condition, _, sampling_grid = self.forward(batch, crop=crop)
+            if self.cfg.kind == "sampler":
+                total, terms = self.loss(output.float(), target, loss_mask,
                                          guidance=(batch["visibility"], sampling_grid))
+            elif self.disc is None:
+                total, terms = self.loss(output.float(), target, loss_mask)
             else:
                 self.disc.requires_grad_(False)
-                total, terms = self.loss.generator_loss(output.float(), target, condition, self.chart_mask)
+                total, terms = self.loss.generator_loss(output.float(), target, condition, loss_mask)
         self.opt.zero_grad(set_to_none=True)
         total.backward()
         self.opt.step()
@@ -284,7 +347,7 @@ class Trainer:
             self.disc.requires_grad_(True)
             with self._autocast():
                 d_total, d_terms = self.loss.discriminator_loss(output.float(), target, condition,
-                                                                self.chart_mask, discriminator=self.disc_ddp)
+                                                                loss_mask, discriminator=self.disc_ddp)
             self.opt_d.zero_grad(set_to_none=True)
             d_total.backward()
             self.opt_d.step()
@@ -356,6 +419,8 @@ class Trainer:
     # ---- previews, export
 
     def data_description(self) -> str:
+        if self.cfg.data == "real":
+            return REAL_DATA_DESCRIPTION.format(seed=self.cfg.seed)
         return DATA_DESCRIPTION.format(seed=self.cfg.seed) if self.cfg.data == "procedural" else (
             f"user textures from {self.cfg.data[len('folder:'):]} (FolderTextureDataset, seed {self.cfg.seed})")
 
@@ -408,13 +473,13 @@ class Trainer:
         total_samples = cfg.iters * cfg.batch * self.dist.world
         dataset = make_dataset(cfg.data, "train", cfg.size, max(total_samples, 1), cfg.seed)
         if cfg.cache:
-            dataset = CachedDataset(dataset, cfg.cache, self.num_workers)
+            dataset = CachedDataset(dataset, cfg.cache, self.num_workers, transform=self.refiner_inputs)
         loader = torch.utils.data.DataLoader(
             dataset, batch_size=cfg.batch, collate_fn=_collate, num_workers=self.num_workers,
             sampler=IndexedFrom(self.step, cfg.iters, cfg.batch, self.dist.rank, self.dist.world),
             pin_memory=self.cuda, persistent_workers=False,
         )
-        preview = _collate([make_dataset(cfg.data, "test", cfg.size, 4, cfg.seed)[i] for i in range(4)])
+        preview = self.refiner_inputs(_collate([make_dataset(cfg.data, "test", cfg.size, 4, cfg.seed)[i] for i in range(4)]))
         log = open(self.out / "log.jsonl", "a") if self.dist.main else None
         bar = None
         if self.dist.main and not quiet:
@@ -447,6 +512,43 @@ class Trainer:
         exported = self.export(wall)
         self.dist.barrier()
         return {"step": self.step, "wall_time_s": wall, "last": last, "weights": exported}
+
+
+def build_data_models(out, prior_size: int = 128, prior_k: int = 64, pca_size: int = 128, pca_k: int = 64,
+                      pca_ridge: float = 0.03, command: str = "") -> dict:
+    """`humantex train prior`: the correspondence prior and the texture PCA, in closed form, from the real
+    training split (each texture also mirrored through the UV mirror table). Writes PRIOR_FILE, PCA_FILE."""
+    from .data.textures import DATA_CREDIT, load_textures
+    from .models.correspondence import build_prior, save_prior
+    from .models.texture_pca import fit_pca, save_pca
+    from .models.weights import PCA_FILE, PRIOR_FILE, current_layout_id
+    from .uv_layout import get_layout, mirror_image
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    def with_mirrors(split, size):
+        textures, valid, names = load_textures(split, size)
+        layout = get_layout(size)
+        mirrored = np.stack([mirror_image(t, layout, fill=t) for t in textures])
+        mirrored_valid = np.stack([mirror_image(v.astype(np.float32), layout, fill=0.0) > 0.5 for v in valid])
+        return np.concatenate([textures, mirrored]), np.concatenate([valid, mirrored_valid]), names
+
+    started = time.time()
+    textures, valid, names = with_mirrors("train", prior_size)
+    sources, cost = build_prior(textures, valid, get_layout(prior_size).chart_mask, k=prior_k)
+    meta = {"uv_layout": current_layout_id(), "data": f"{len(names)} training textures + their mirror images: "
+            + DATA_CREDIT, "command": command, "textures": ",".join(names)}
+    prior_path = save_prior(out / PRIOR_FILE, sources, cost, prior_size, meta)
+    prior_s = time.time() - started
+    started = time.time()
+    # The PCA needs complete textures: the SMPLitex part of the split (TexDreamer's are partly transparent).
+    textures, _, names = with_mirrors("smplitex-train", pca_size)
+    mean, basis = fit_pca(textures, pca_k)
+    meta = dict(meta, ridge=str(pca_ridge), textures=",".join(names),
+                data=f"{len(names)} SMPLitex training textures + their mirror images: " + DATA_CREDIT)
+    pca_path = save_pca(out / PCA_FILE, mean, basis, meta)
+    return {"prior": str(prior_path), "pca": str(pca_path), "prior_s": prior_s, "pca_s": time.time() - started}
 
 
 def hardware_description(device: torch.device, world: int) -> str:
@@ -483,7 +585,9 @@ def command_line(args) -> str:
 
 def add_cli_arguments(name, parser) -> None:
     d = TrainConfig()
-    parser.add_argument("kind", choices=("sampler", "refiner", "lazova"), help="which network to train")
+    parser.add_argument("kind", choices=("prior", "sampler", "refiner", "lazova"),
+                        help="prior: build the correspondence prior and texture PCA (closed form, seconds); "
+                             "sampler / refiner / lazova: train that network")
     parser.add_argument("--out", required=True, help="run folder: checkpoints, previews, log, exported weights")
     parser.add_argument("--iters", type=int, default=d.iters, help=f"optimisation steps (paper: {d.iters})")
     parser.add_argument("--batch", type=int, default=d.batch, help="batch size per process (paper: 8)")
@@ -498,6 +602,12 @@ def add_cli_arguments(name, parser) -> None:
     parser.add_argument("--mirror", action="store_true", help="sampler: also feed the mirrored partial")
     parser.add_argument("--data", default=d.data, help="procedural | folder:PATH (a folder of complete SMPL-UV textures)")
     parser.add_argument("--cache", type=int, default=0, help="precompute N samples and cycle through them")
+    parser.add_argument("--crop", type=int, default=0, help="refiner/lazova: train on random N×N windows of the atlas")
+    parser.add_argument("--data-models", help="folder with correspondence_prior.safetensors and texture_pca.safetensors "
+                        "(from `humantex train prior`)")
+    parser.add_argument("--no-adversarial", action="store_true",
+                        help="refiner/lazova: 10·L1 + 1·LPIPS only (no discriminator, perceptual or FM terms)")
+    parser.add_argument("--pca-ridge", type=float, default=0.03, help="prior: ridge of the PCA conditional mean")
     parser.add_argument("--sampler", help="refiner: the trained, frozen sampler weights")
     parser.add_argument("--resume", action="store_true", help="continue from --out's last checkpoint")
     parser.add_argument("--sample-every", type=int, default=d.sample_every, help="write a preview grid every N steps")
@@ -533,19 +643,28 @@ def config_from_args(args) -> TrainConfig:
         raise InputError("--perceptual-backbone vgg19 needs --perceptual-weights PATH (VGG19 weights are not shipped)",
                          kind="bad_argument")
     loss = LossConfig(perceptual_backbone=args.perceptual_backbone,
-                      perceptual_weights=args.perceptual_weights, ndf=args.ndf, num_d=args.num_d)
+                      perceptual_weights=args.perceptual_weights, ndf=args.ndf, num_d=args.num_d,
+                      adversarial=not args.no_adversarial)
+    if args.kind == "sampler" and base.get("grid_prior") == "correspondence":
+        loss = dataclasses.replace(loss, grid_guidance=0.0, grid_landing=0.0)  # the prior already lands on seen texels
     for name in ("iters", "batch", "size"):
         if getattr(args, name) < 1:
             raise InputError(f"--{name} must be >= 1", kind="bad_argument")
     return TrainConfig(kind=args.kind, iters=args.iters, batch=args.batch, size=args.size, lr=args.lr,
                        betas=(args.beta1, args.beta2), data=args.data, cache=args.cache, seed=args.seed,
                        sample_every=args.sample_every, ckpt_every=args.ckpt_every, log_every=args.log_every,
-                       sampler=args.sampler, model=base, loss=loss.to_dict())
+                       sampler=args.sampler, model=base, loss=loss.to_dict(), crop=args.crop,
+                       data_models=args.data_models)
 
 
 def run_cli(name, args) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.kind == "prior":
+        result = build_data_models(args.out, pca_ridge=args.pca_ridge, command=command_line(args))
+        print(f"[humantex] wrote {result['prior']} ({result['prior_s']:.0f} s) and {result['pca']} "
+              f"({result['pca_s']:.0f} s)", file=sys.stderr, flush=True)
+        return 0
     cfg = config_from_args(args)
     dist = Dist(args.device)
     try:

@@ -178,3 +178,49 @@ def dev_eval_set(dev_dir, size: int = 256, masks_per_texture: int = 3) -> list[d
                 "mask_name": bank.names[m],
             })
     return samples
+
+
+class RealTextureDataset:
+    """The real training textures (core.data.textures) with training masks, for the shipped weights.
+
+    Item i: texture i mod N of the split, mirrored left/right (through the UV mirror table) for odd
+    rounds, with a mask drawn from (seed, i): a real DensePose mask other than the dev protocol's
+    (flipped and jittered) with probability `real_fraction`, else a view-dependent synthetic one
+    (front, three-quarter, side, back), with DensePose-like misalignment. Also returns `valid`
+    (texels the texture defines: TexDreamer's alpha), for the losses.
+    """
+
+    def __init__(self, split: str = "train", size: int = 256, length: int = 100_000, seed: int = 0,
+                 real_fraction: float = 0.5, data_dir=None):
+        from .textures import load_textures
+        from .visibility import training_real_masks
+
+        self.textures, self.valid, self.names = load_textures(split, size, data_dir)
+        self.size, self.length, self.seed, self.real_fraction = int(size), int(length), int(seed), float(real_fraction)
+        self.real_masks = training_real_masks(self.size)
+        prepare(self.size)
+
+    def __len__(self) -> int:
+        return self.length
+
+    def numpy_item(self, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        from ..uv_layout import get_layout, mirror_image
+
+        index = _check_index(index, self.length)
+        round_, k = divmod(index, len(self.textures))
+        target, valid = self.textures[k], self.valid[k]
+        if round_ % 2 == 1:
+            layout = get_layout(self.size)
+            target = mirror_image(target, layout, fill=target)
+            valid = mirror_image(valid.astype(np.float32), layout, fill=0.0) > 0.5
+        rng = np.random.default_rng([self.seed, 3, index])
+        visibility = sample_visibility(rng, self.size, self.real_fraction, real_masks=self.real_masks)
+        return target, visibility * valid, valid
+
+    def __getitem__(self, index: int) -> dict:
+        target, visibility, valid = self.numpy_item(index)
+        item = as_item(target, visibility)
+        import torch
+
+        item["valid"] = torch.from_numpy(valid.astype(np.float32))[None]
+        return item

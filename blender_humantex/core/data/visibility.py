@@ -252,14 +252,28 @@ def prepare(size: int) -> None:
     load_real_bank(size)
 
 
-def sample_visibility(rng, size: int = 256, real_fraction: float = 0.5) -> np.ndarray:
+# Masks of the real bank that the dev protocol evaluates with (MODEL_CARD.md): never used in training.
+DEV_PROTOCOL_MASKS = (3, 6, 10, 11)
+
+
+def training_real_masks(size: int = REAL_BANK_SIZE) -> tuple[int, ...]:
+    """Indices of the real bank's masks that training may use (all but the dev protocol's)."""
+    return tuple(i for i in range(len(load_real_bank(size).masks)) if i not in DEV_PROTOCOL_MASKS)
+
+
+def sample_visibility(rng, size: int = 256, real_fraction: float = 0.5, real_masks=None) -> np.ndarray:
     """One training mask: a jittered real one with probability `real_fraction`, else a synthetic view,
-    then DensePose-like misalignment; float32 H×W in {0, 1}, inside the charts, never empty."""
+    then DensePose-like misalignment; float32 H×W in {0, 1}, inside the charts, never empty.
+    `real_masks`: indices into the real bank to draw from (default: all)."""
     geo = body_geometry(size)
     for _ in range(8):
         if rng.random() < real_fraction:
             bank = load_real_bank(size)
-            m = jitter_real(bank.masks[int(rng.integers(0, len(bank.masks)))], rng)
+            if real_masks is None:
+                index = int(rng.integers(0, len(bank.masks)))
+            else:
+                index = int(real_masks[int(rng.integers(0, len(real_masks)))])
+            m = jitter_real(bank.masks[index], rng)
         else:
             m = synthetic_visibility(rng, size)
         m = misalign(m, rng) * geo.chart_mask

@@ -13,6 +13,7 @@ from ..errors import WeightsError
 
 KINDS = ("sampler", "refiner", "lazova")
 NORMS = ("instance", "batch", "none")
+GRID_PRIORS = ("none", "seen", "correspondence")
 
 
 @dataclass(frozen=True)
@@ -32,10 +33,18 @@ class ModelConfig:
                 the atlas it is — the atlas is not translation invariant (every chart is a body part)
     mirror      sampler only: also feed the left/right mirrored partial texture and visibility,
                 built with the UV layout's mirror map (core.uv_layout.get_layout(size).mirror_yx)
-    grid_prior  sampler only: "none" (grid = identity + learned offset, as in the paper) or "seen"
+    grid_prior  sampler only: "none" (grid = identity + learned offset, as in the paper), "seen"
                 (grid = identity + prior offset + learned offset, where the prior sends each unseen
                 texel to its seen mirror partner or the nearest seen texel of its part; see
-                core.models.grid_prior for why)
+                core.models.grid_prior) or "correspondence" (a mix of `prior_slots` grids, each
+                identity + offset to one of the texel's best *seen* predictors according to the
+                data-driven correspondence prior, + the learned offset; see core.models.correspondence)
+    prior_slots, prior_temperature, prior_passes
+                sampler with grid_prior "correspondence": how many seen predictors each texel mixes,
+                how fast their weight falls with the prior's cost, and how many fill passes run
+    pca_input   refiner only: also feed the PCA texture model's estimate (core.models.texture_pca) and
+                the chart mask; T_refine is then a residual over that estimate, and seen texels keep
+                M = 1 (their photo colour)
     """
 
     kind: str = "sampler"
@@ -49,6 +58,10 @@ class ModelConfig:
     uv_coords: bool = True
     mirror: bool = False
     grid_prior: str = "none"
+    prior_slots: int = 16
+    prior_temperature: float = 0.01
+    prior_passes: int = 3
+    pca_input: bool = False
 
     def __post_init__(self):
         problems = []
@@ -72,10 +85,16 @@ class ModelConfig:
             problems.append(f"max_offset must be in (0, 2], got {self.max_offset!r}")
         if self.mirror and self.kind != "sampler":
             problems.append("mirror inputs are a sampler option only")
-        if self.grid_prior not in ("none", "seen"):
-            problems.append(f"grid_prior {self.grid_prior!r} is not one of none, seen")
+        if self.grid_prior not in GRID_PRIORS:
+            problems.append(f"grid_prior {self.grid_prior!r} is not one of {', '.join(GRID_PRIORS)}")
         elif self.grid_prior != "none" and self.kind != "sampler":
             problems.append("grid_prior is a sampler option only")
+        if self.pca_input and self.kind != "refiner":
+            problems.append("pca_input is a refiner option only")
+        if not isinstance(self.prior_slots, int) or self.prior_slots < 1 or self.prior_passes < 1:
+            problems.append("prior_slots and prior_passes must be positive integers")
+        if not self.prior_temperature > 0:
+            problems.append(f"prior_temperature must be > 0, got {self.prior_temperature!r}")
         if problems:
             raise ValueError("invalid ModelConfig: " + "; ".join(problems))
 
@@ -87,18 +106,25 @@ class ModelConfig:
         upsampled to the output size anyway; the refiner and the baseline run at the paper's 256².
         """
         if kind == "sampler":
-            return cls(kind="sampler", ngf=32, n_down=4, n_res=2, net_size=128, grid_prior="seen")
+            # The correspondence prior does the long-range work; the learned offset is a small,
+            # smooth correction (max 0.1 = 13 texels at 256²), so a small network at 64² suffices.
+            return cls(kind="sampler", ngf=16, n_down=3, n_res=2, net_size=64, max_offset=0.1,
+                       norm="none", grid_prior="correspondence")
         if kind in ("refiner", "lazova"):
-            # ngf 16 keeps the refiner near 0.12 s per 256² texture on 2 CPU cores; the paper-like
-            # ngf 64 costs ~1.2 s (figures in benchmarks/bench_inference.py). Same backbone for the
-            # baseline, so the comparison is between methods, not sizes.
-            return cls(kind=kind, ngf=16, n_down=4, n_res=9, net_size=256)
+            # ngf 16 (widths 16..64, 6 bottleneck blocks, 0.97M parameters) keeps `complete` at 256² within
+            # its 0.3 s CPU budget; the paper-like ngf 64 costs ~1.2 s (benchmarks/bench_inference.py). Same backbone for the
+            # baseline, so the comparison is between methods, not sizes. No normalisation: both are
+            # trained on 128² crops of 256² atlases and run on whole atlases, and instance statistics
+            # of a crop are not those of the atlas.
+            return cls(kind=kind, ngf=16, n_down=4, n_res=6, max_mult=4, net_size=256, norm="none",
+                       pca_input=kind == "refiner")
         raise ValueError(f"unknown model kind {kind!r}; expected one of {', '.join(KINDS)}")
 
     @property
     def in_channels(self) -> int:
         # partial / T_sample (3) + visibility (1) [+ u, v (2)] [+ mirrored partial (3) + mirrored visibility (1)]
-        return 4 + (2 if self.uv_coords else 0) + (4 if self.mirror else 0)
+        # [+ PCA estimate (3) + chart mask (1)]
+        return 4 + (2 if self.uv_coords else 0) + (4 if self.mirror else 0) + (4 if self.pca_input else 0)
 
     @property
     def out_channels(self) -> int:

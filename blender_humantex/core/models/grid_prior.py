@@ -28,7 +28,6 @@ import torch.nn.functional as F
 from scipy import ndimage
 
 PRIOR_MAX_SIZE = 256
-GRID_PRIORS = ("none", "seen")
 
 
 @lru_cache(maxsize=8)

@@ -244,13 +244,29 @@ class _TextureNet(nn.Module):
 
 
 class SamplerNet(_TextureNet):
-    """Predicts where each texel should sample the partial texture from (Cha et al. 2022, SamplerNet)."""
+    """Predicts where each texel should sample the partial texture from (Cha et al. 2022, SamplerNet).
+
+    With grid_prior "correspondence" the grid is a mix of the correspondence prior's grids (closed form,
+    from data; `attach_prior`) shifted by the learned offset.
+    """
 
     def __init__(self, config: ModelConfig | None = None):
         super().__init__(config or ModelConfig.default("sampler"), "sampler")
         # Start at the identity grid (offset 0): training begins from "copy what you see".
         nn.init.zeros_(self.unet.last.weight)
         nn.init.zeros_(self.unet.last.bias)
+        self.prior = None  # core.models.correspondence.PriorSampler, for grid_prior "correspondence"
+
+    def attach_prior(self, prior) -> SamplerNet:
+        """Give the sampler its correspondence prior (a PriorSampler; shipped beside the weights)."""
+        self.prior = prior
+        return self
+
+    def _apply(self, fn, *args, **kwargs):  # .to(device) moves the attached prior too
+        result = super()._apply(fn, *args, **kwargs)
+        if self.prior is not None:
+            self.prior.to(self.unet.last.weight.device)
+        return result
 
     def predict_offset(self, partial_texture: torch.Tensor, visibility: torch.Tensor) -> torch.Tensor:
         """N×2×s×s grid offset at net_size, bounded by tanh·max_offset (normalised coordinates)."""
@@ -261,7 +277,9 @@ class SamplerNet(_TextureNet):
 
     def forward(self, partial_texture: torch.Tensor, visibility: torch.Tensor) -> SamplerOutput:
         n, _, h, w = partial_texture.shape
-        offset = resize(self.predict_offset(partial_texture, visibility), (h, w))
+        offset = resize(self.predict_offset(partial_texture, visibility), (h, w))  # N×2×H×W
+        if self.config.grid_prior == "correspondence":
+            return self.sample_with_prior(partial_texture.float(), visibility.float(), offset)
         if self.config.grid_prior == "seen":
             # Learn corrections to "mirror partner, else nearest seen texel of the part" (grid_prior.py).
             offset = offset + resize(seen_source_offset(visibility), (h, w))
@@ -272,18 +290,85 @@ class SamplerNet(_TextureNet):
         return SamplerOutput(t_sample, sampling_grid)
 
 
+    def sample_with_prior(self, partial_texture, visibility, offset) -> SamplerOutput:
+        """T_sample = Σ_j w_j · grid_sample(partial, identity + prior_offset_j + learned offset), then the
+        structural "mirror, else nearest seen texel" grid where the prior reached no seen texel."""
+        if self.prior is None:
+            raise RuntimeError("this sampler needs its correspondence prior: call attach_prior() first")
+        n, _, h, w = partial_texture.shape
+        texture, reached = self.prior(partial_texture, visibility, offset)  # N×3×H×W, N×1×H×W
+        fallback = resize(seen_source_offset(reached), (h, w))  # N×2×H×W, 0 where reached
+        sampling_grid = fallback.permute(0, 2, 3, 1) + identity_grid(n, h, w, offset.device)  # N×H×W×2
+        return SamplerOutput(sample_texture(texture, reached, sampling_grid), sampling_grid)
+
+
 class RefinerNet(_TextureNet):
-    """Repairs T_sample and says where to trust it (Cha et al. 2022, RefinerNet)."""
+    """Repairs T_sample and says where to trust it (Cha et al. 2022, RefinerNet).
+
+    With `pca_input` it also sees the PCA texture model's estimate T_pca (`attach_pca`), and
+    T_refine = T_pca + Δ, M = visibility + (1 − visibility)·σ(m): seen texels keep their photo colour,
+    and an untrained refiner already returns the even mix of T_sample and T_pca.
+    """
 
     def __init__(self, config: ModelConfig | None = None):
         super().__init__(config or ModelConfig.default("refiner"), "refiner")
+        self.pca = None  # core.models.texture_pca.PCAEstimator, for pca_input
+        self._chart = None
+        if self.config.pca_input:
+            nn.init.zeros_(self.unet.last.weight)
+            nn.init.zeros_(self.unet.last.bias)
 
-    def forward(self, t_sample: torch.Tensor, visibility: torch.Tensor) -> RefinerOutput:
+    def attach_pca(self, pca) -> RefinerNet:
+        self.pca = pca
+        return self
+
+    def _apply(self, fn, *args, **kwargs):  # .to(device) moves the attached PCA model too
+        result = super()._apply(fn, *args, **kwargs)
+        if self.pca is not None:
+            self.pca.to(self.unet.last.weight.device)
+        return result
+
+    def chart(self, size: int, device) -> torch.Tensor:
+        if self._chart is None or self._chart.shape[-1] != size:
+            from ..uv_layout import get_layout
+
+            self._chart = torch.from_numpy(get_layout(size).chart_mask.astype(np.float32))[None, None]
+        return self._chart.to(device)
+
+    def forward(self, t_sample: torch.Tensor, visibility: torch.Tensor, t_pca: torch.Tensor | None = None,
+                crop: tuple[int, int, int] | None = None) -> RefinerOutput:
+        """`t_pca` (pca_input only) is computed from T_sample when not given. `crop` = (top, left, size):
+        run on that window of the net_size atlas only (training on crops); outputs are then crop-sized."""
         size = (self.config.net_size, self.config.net_size)
-        raw = self.unet(self.network_input(resize(t_sample, size), resize(visibility, size))).float()
+        small_sample, small_visibility = resize(t_sample, size), resize(visibility, size)
+        extra = []
+        if self.config.pca_input:
+            if t_pca is None:
+                if self.pca is None:
+                    raise RuntimeError("this refiner needs the PCA texture model: call attach_pca() first")
+                t_pca = self.pca(t_sample * (visibility > 0.5), visibility)
+            small_pca = resize(t_pca, size)
+            chart = self.chart(size[0], t_sample.device).expand(t_sample.shape[0], -1, -1, -1)
+            extra = [small_pca, chart]
+        net_input = torch.cat([self.network_input(small_sample, small_visibility), *extra], dim=1)
+        if crop is not None:
+            top, left, c = crop
+            net_input = net_input[..., top : top + c, left : left + c]
+        raw = self.unet(net_input).float()
+        if crop is not None:
+            return self.blend(raw, *(x[..., top : top + c, left : left + c] for x in (t_sample, visibility)),
+                              small_pca[..., top : top + c, left : left + c] if self.config.pca_input else None)
+        return self.blend(raw, t_sample, visibility, small_pca if self.config.pca_input else None)
+
+    def blend(self, raw, t_sample, visibility, small_pca) -> RefinerOutput:
+        """The network's raw output -> T_refine, M at T_sample's size, and T_final = T_sample⊙M + T_refine⊙(1−M)."""
         full = t_sample.shape[-2:]
-        t_refine = resize(torch.sigmoid(raw[:, :3]), full)
-        blend_mask = resize(torch.sigmoid(raw[:, 3:]), full)
+        if self.config.pca_input:
+            t_refine = resize((small_pca + raw[:, :3]).clamp(0, 1), full)  # residual over the PCA estimate
+            blend_mask = visibility + (1 - visibility) * resize(torch.sigmoid(raw[:, 3:]), full)
+        else:
+            t_refine = resize(torch.sigmoid(raw[:, :3]), full)
+            blend_mask = resize(torch.sigmoid(raw[:, 3:]), full)
         t_final = t_sample * blend_mask + t_refine * (1 - blend_mask)
         return RefinerOutput(t_final, t_refine, blend_mask)
 
@@ -294,10 +379,16 @@ class LazovaNet(_TextureNet):
     def __init__(self, config: ModelConfig | None = None):
         super().__init__(config or ModelConfig.default("lazova"), "lazova")
 
-    def forward(self, partial_texture: torch.Tensor, visibility: torch.Tensor) -> torch.Tensor:
+    def forward(self, partial_texture: torch.Tensor, visibility: torch.Tensor,
+                crop: tuple[int, int, int] | None = None) -> torch.Tensor:
+        """`crop` = (top, left, size): run on that window of the net_size atlas only (training on crops)."""
         size = (self.config.net_size, self.config.net_size)
         small_partial, small_visibility = resize_partial(partial_texture, visibility, size)
-        raw = self.unet(self.network_input(small_partial, small_visibility)).float()
+        net_input = self.network_input(small_partial, small_visibility)
+        if crop is not None:
+            top, left, c = crop
+            return torch.sigmoid(self.unet(net_input[..., top : top + c, left : left + c]).float())
+        raw = self.unet(net_input).float()
         return resize(torch.sigmoid(raw), partial_texture.shape[-2:])
 
 

@@ -17,6 +17,26 @@ from ..errors import WeightsError
 from .config import KINDS, ModelConfig
 
 FORMAT = "blender_humantex.weights.v1"
+# The closed-form models that travel beside the networks' weights, in the same folder.
+PRIOR_FILE = "correspondence_prior.safetensors"  # SamplerNet with grid_prior "correspondence"
+PCA_FILE = "texture_pca.safetensors"  # RefinerNet with pca_input
+
+
+def attach_data_models(model, folder):
+    """Load the correspondence prior / PCA model a network's config needs from `folder` and attach it."""
+    folder = Path(folder)
+    config = model.config
+    if config.kind == "sampler" and config.grid_prior == "correspondence":
+        from .correspondence import PriorSampler, load_prior
+
+        model.attach_prior(PriorSampler(load_prior(folder / PRIOR_FILE), slots=config.prior_slots,
+                                        temperature=config.prior_temperature, passes=config.prior_passes))
+    if config.kind == "refiner" and config.pca_input:
+        from .texture_pca import PCAEstimator, load_pca
+
+        pca = load_pca(folder / PCA_FILE)
+        model.attach_pca(PCAEstimator(pca, ridge=float(pca.metadata.get("ridge", "0.03"))))
+    return model
 
 
 def current_layout_id() -> str:
@@ -113,6 +133,7 @@ def load_model(path, kind: str | None = None, device="cpu"):
     if problems:
         raise WeightsError(f"{path.name} does not match its {config.kind} config: " + "; ".join(problems))
     model.load_state_dict(tensors, strict=True)
+    attach_data_models(model, path.parent)
     model.eval()
     model.metadata = metadata
     return model.to(device)

@@ -1,0 +1,238 @@
+"""The correspondence prior: which texels predict each texel's colour, learned in closed form from textures.
+
+SamplerNet fills an unseen texel by sampling seen ones. *Which* seen ones is what this prior knows.
+For every pair of chart texels (t, s) of the atlas at `size`², over the training textures n (and their
+left/right mirror images),
+
+    cost[t, s] = mean_n ‖T_n[t] − T_n[s]‖²          (mean squared RGB difference, valid pairs only)
+
+and each texel keeps its K cheapest sources (itself excluded). The full matrix would be 10 GB at 256²;
+it is computed in row chunks and only the top K are kept (`build_prior`).
+
+At inference (`prior_grids`), for a visibility mask, each unseen texel takes up to `slots` of its
+K sources that were *seen*, in rank order, weighted by exp(−(cost − best)/temperature). Every slot j is a
+sampling grid, identity + offset_j, so the texture is filled by the paper's operation
+T_sample = Σ_j w_j · grid_sample(partial, grid_j) (premultiplied by visibility, see networks.py).
+Texels none of whose sources were seen are filled in a second pass from the texels the first pass
+filled (`passes`); what remains after that takes the structural "mirror, else nearest seen texel"
+grid (grid_prior.seen_source).
+
+      visibility ──► seen sources of each texel (top-K list ∩ seen) ──► slots × (offset, weight)
+                                                                         │ upsampled to the output size
+      partial (full resolution) ───────────────────────────────────────► Σ_j w_j · grid_sample(·, id + offset_j)
+
+The offsets are upsampled with nearest neighbours: a texel inside one prior cell reads the same
+relative position inside its source cell, so the full-resolution photo detail is sampled, not the
+prior's cells (no blocks).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import WeightsError
+
+PRIOR_FORMAT = "blender_humantex.correspondence_prior.v1"
+
+
+@dataclass(frozen=True)
+class CorrespondencePrior:
+    size: int  # atlas resolution the prior was built at
+    sources: np.ndarray  # uint16/int32 size²×K: flat index (row·size + col) of each texel's sources, best first
+    cost: np.ndarray  # float16 size²×K: their mean squared RGB difference (ascending); inf where none
+    metadata: dict
+
+    @property
+    def k(self) -> int:
+        return self.sources.shape[1]
+
+
+def build_prior(textures: np.ndarray, valid: np.ndarray, chart: np.ndarray, k: int = 32,
+                chunk: int = 2048, device: str = "cpu") -> tuple[np.ndarray, np.ndarray]:
+    """textures N×S×S×3, valid N×S×S, chart S×S -> (sources S²×K int32, cost S²×K float32).
+
+    Texels outside the chart get no sources (index 0, cost inf). Pairs count only where both texels are
+    valid in a texture; a pair valid in no texture costs inf.
+    """
+    import torch
+
+    n, size = textures.shape[0], textures.shape[1]
+    texels = np.flatnonzero(chart.reshape(-1))  # T chart texels
+    colour = torch.from_numpy(textures.reshape(n, -1, 3)[:, texels].astype(np.float32))  # N×T×3
+    weight = torch.from_numpy(valid.reshape(n, -1)[:, texels].astype(np.float32))  # N×T
+    colour = colour * weight[..., None]
+    a = colour.permute(1, 0, 2).reshape(len(texels), n * 3).to(device)  # T×3N
+    m = weight.t().contiguous().to(device)  # T×N
+    q = (colour.pow(2).sum(-1) * weight).t().contiguous().to(device)  # T×N  ‖T_n[t]‖² where valid
+    sources = np.zeros((size * size, k), np.int32)
+    cost = np.full((size * size, k), np.inf, np.float32)
+    for start in range(0, len(texels), chunk):
+        rows = slice(start, start + chunk)
+        pairs = m[rows] @ m.t()  # c×T: textures where both are valid
+        total = q[rows] @ m.t() + m[rows] @ q.t() - 2 * (a[rows] @ a.t())  # c×T: Σ_n ‖T_n[t] − T_n[s]‖²
+        mean = total.clamp_min(0) / pairs.clamp_min(1)
+        mean[pairs < 1] = float("inf")
+        idx = torch.arange(mean.shape[0], device=device)
+        mean[idx, idx + start] = float("inf")  # a texel is not its own source
+        best, where = torch.topk(mean, k, dim=1, largest=False)  # c×K
+        sources[texels[rows]] = texels[where.cpu().numpy()]
+        cost[texels[rows]] = best.cpu().numpy()
+    return sources, cost
+
+
+def save_prior(path, sources: np.ndarray, cost: np.ndarray, size: int, metadata: dict):
+    from safetensors.numpy import save_file
+
+    from ..imageio import _atomic_write
+
+    index_dtype = np.uint16 if size * size <= 1 << 16 else np.int32
+    tensors = {"sources": sources.astype(index_dtype), "cost": np.minimum(cost, 6e4).astype(np.float16)}
+    meta = {"format": PRIOR_FORMAT, "size": str(size), "k": str(sources.shape[1])}
+    meta.update({key: str(value) for key, value in metadata.items()})
+    return _atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=meta))
+
+
+def load_prior(path) -> CorrespondencePrior:
+    """Read a prior file; anything missing or inconsistent is a one-line WeightsError."""
+    from pathlib import Path
+
+    from safetensors import safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"correspondence prior not found: {path}")
+    try:
+        with safe_open(str(path), framework="numpy") as f:
+            meta = dict(f.metadata() or {})
+            sources, cost = f.get_tensor("sources"), f.get_tensor("cost")
+    except Exception as e:  # safetensors raises several types for damaged files
+        raise WeightsError(f"cannot read correspondence prior {path.name}: {e}") from None
+    if meta.get("format") != PRIOR_FORMAT:
+        raise WeightsError(f"{path.name} is not a correspondence prior (format {meta.get('format')!r})")
+    size = int(meta.get("size", "0"))
+    if sources.shape != cost.shape or sources.ndim != 2 or sources.shape[0] != size * size:
+        raise WeightsError(f"{path.name}: sources {sources.shape} and cost {cost.shape} do not fit size {size}")
+    from ..uv_layout import LAYOUT_ID
+
+    if meta.get("uv_layout") != LAYOUT_ID:
+        raise WeightsError(f"{path.name} was built for UV layout {meta.get('uv_layout')!r}, not {LAYOUT_ID!r}")
+    return CorrespondencePrior(size, sources.astype(np.int64), cost.astype(np.float32), meta)
+
+
+# ----------------------------------------------------------------------------- inference (torch)
+
+
+def select_sources(prior_sources, prior_cost, seen, slots: int, temperature: float):
+    """Each texel's first `slots` seen sources.
+
+    prior_sources, prior_cost: T×K tensors (flat texel index, cost); seen: N×T bool (flattened mask).
+    -> (index N×T×slots, weight N×T×slots); weight 0 where a slot has no seen source.
+    """
+    import torch
+
+    n = seen.shape[0]
+    k = prior_sources.shape[1]
+    seen_source = seen[:, prior_sources]  # N×T×K
+    rank = torch.arange(k, device=seen.device)
+    key = torch.where(seen_source, rank, rank + k)  # seen sources first, each group in cost order
+    order = key.topk(min(slots, k), dim=-1, largest=False).indices  # N×T×slots
+    index = prior_sources.expand(n, -1, -1).gather(-1, order)
+    cost = prior_cost.expand(n, -1, -1).gather(-1, order)
+    ok = seen_source.gather(-1, order)
+    best = torch.where(ok, cost, torch.full_like(cost, float("inf"))).amin(-1, keepdim=True)
+    weight = torch.exp(-(cost - best).clamp_min(0) / temperature) * ok
+    return index, weight
+
+
+class PriorSampler:
+    """Fills a partial texture by sampling its seen texels where the correspondence prior points.
+
+    Holds the prior as tensors on one device; `__call__` is the closed-form part of SamplerNet.
+    """
+
+    def __init__(self, prior: CorrespondencePrior, slots: int = 16, temperature: float = 0.01, passes: int = 3,
+                 device="cpu"):
+        import torch
+
+        from ..uv_layout import get_layout
+
+        self.prior, self.size = prior, prior.size
+        self.slots, self.temperature, self.passes = slots, temperature, passes
+        self.sources = torch.from_numpy(prior.sources).to(device)  # r²×K
+        self.cost = torch.from_numpy(prior.cost).to(device)  # r²×K
+        self.chart = torch.from_numpy(get_layout(self.size).chart_mask.reshape(-1).copy()).to(device)  # r²
+        r = self.size
+        ty, tx = np.divmod(np.arange(r * r), r)
+        self.texel_yx = torch.from_numpy(np.stack([ty, tx])).to(device)  # 2×r²
+
+    def to(self, device):
+        for name in ("sources", "cost", "chart", "texel_yx"):
+            setattr(self, name, getattr(self, name).to(device))
+        return self
+
+    def slot_grids(self, seen):
+        """seen N×r² bool -> (offset N×slots×2×r×r in normalised (x, y), weight N×slots×1×r×r)."""
+        r = self.size
+        index, weight = select_sources(self.sources, self.cost, seen, self.slots, self.temperature)  # N×r²×slots
+        weight = weight * (self.chart & ~seen)[..., None]  # only unseen chart texels are filled
+        src_y, src_x = index // r, index % r
+        offset_x = (src_x - self.texel_yx[1][None, :, None]).float() * (2.0 / r)
+        offset_y = (src_y - self.texel_yx[0][None, :, None]).float() * (2.0 / r)
+        n = seen.shape[0]
+        offset = torch_stack_slots(offset_x, offset_y, n, r)  # N×slots×2×r×r
+        weight = weight.permute(0, 2, 1).reshape(n, -1, 1, r, r)
+        return offset, weight
+
+    def __call__(self, partial_texture, visibility, offset=None):
+        """partial N×3×H×W, visibility N×1×H×W (soft) -> (T_sample N×3×H×W, reached N×1×H×W).
+
+        `offset` (N×2×H×W, normalised x, y) is SamplerNet's learned correction, added to every grid of
+        the first pass (the one that reads the photo's own texels).
+
+        `filled` marks texels the prior reached (seen texels included); the rest are left for the
+        structural fallback (SamplerNet applies grid_prior.seen_source there).
+        """
+        import torch
+        import torch.nn.functional as F
+
+        from .networks import identity_grid, resize
+
+        n, _, h, w = partial_texture.shape
+        r = self.size
+        texture, known = partial_texture, visibility
+        identity = identity_grid(n, h, w, partial_texture.device)  # N×H×W×2
+        for step in range(self.passes):
+            base = identity + offset.permute(0, 2, 3, 1) if (offset is not None and step == 0) else identity
+            seen = (resize(known, (r, r)) > 0.5).reshape(n, -1)  # N×r²
+            todo = self.chart & ~seen
+            if not todo.any():
+                break
+            offset, weight = self.slot_grids(seen)
+            if not (weight.sum(1) > 0).any():
+                break
+            premultiplied = torch.cat([texture * known, known], dim=1)  # N×4×H×W
+            total = torch.zeros_like(premultiplied)
+            for j in range(offset.shape[1]):
+                w_j = F.interpolate(weight[:, j], size=(h, w), mode="nearest")  # N×1×H×W
+                if not w_j.any():
+                    continue
+                o_j = F.interpolate(offset[:, j], size=(h, w), mode="nearest")  # N×2×H×W
+                grid = base + o_j.permute(0, 2, 3, 1)
+                total += w_j * F.grid_sample(premultiplied, grid, mode="bilinear", padding_mode="zeros",
+                                             align_corners=False)
+                del o_j, grid
+            reached = (total[:, 3:] > 1e-3).float()  # N×1×H×W: some seen colour arrived
+            colour = total[:, :3] / total[:, 3:].clamp_min(1e-3)
+            fill = reached * (1 - known)
+            texture = texture * (1 - fill) + colour * fill
+            known = torch.maximum(known, reached)
+        return texture, known
+
+
+def torch_stack_slots(offset_x, offset_y, n: int, r: int):
+    """N×r²×slots x and y offsets -> N×slots×2×r×r."""
+    import torch
+
+    return torch.stack([offset_x, offset_y], dim=2).permute(0, 3, 2, 1).reshape(n, -1, 2, r, r)
