@@ -73,3 +73,23 @@ def classical_fill(partial: np.ndarray, visibility: np.ndarray) -> np.ndarray:
         out[fill_here] = filled[fill_here].astype(np.float32) / 255.0
     out[~chart] = 0.0
     return out
+
+
+def telea_fill(partial: np.ndarray, visibility: np.ndarray, radius: int = 3) -> np.ndarray:
+    """OpenCV's Telea inpainting of every unseen texel (radius 3 at 256², scaled with size): the plain
+    classical baseline of the texture-quality evaluation. Seen texels unchanged, 0 outside the charts."""
+    from .uv_layout import get_layout
+
+    partial, seen = _check(partial, visibility)
+    chart = get_layout(partial.shape[0]).chart_mask
+    seen &= chart
+    u8 = np.clip(np.where(seen[..., None], partial, 0.0) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    if not seen.any():
+        raise InputError("the visibility mask shows no texel of the UV charts: nothing to fill from",
+                         kind="empty_visibility")
+    # Unseen texels outside the charts are inpainted too, so the background's black is not a source.
+    filled = cv2.inpaint(u8, (~seen).astype(np.uint8), max(1, round(radius * partial.shape[0] / 256)),
+                         cv2.INPAINT_TELEA).astype(np.float32) / 255.0
+    out = np.where(seen[..., None], partial, filled)
+    out[~chart] = 0.0
+    return out.astype(np.float32)

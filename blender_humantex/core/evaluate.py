@@ -1,6 +1,7 @@
 """`humantex evaluate`: the paper's Table 1 (plus a classical row) on procedural and real-texture sets.
 
 Rows:
+- telea             OpenCV Telea inpainting (radius 3) of every unseen texel (core.baselines.telea_fill);
 - classical         mirror fill + OpenCV Telea inpainting (core.baselines.classical_fill), no learning;
 - Lazova-style CNN  the direct-prediction baseline (Pipeline method "lazova");
 - ours sampled      T_sample, ours refinement T_refine, ours full T_final (Pipeline method "full").
@@ -10,7 +11,8 @@ The learned rows run through the public inference API (`Pipeline.complete_batch`
 Sets:
 - procedural: the first N items of the procedural *test* split (texture seeds disjoint from training);
 - dev: ../shared/data/dev_textures (complete SMPL-UV textures, never trained on), each masked with
-  fixed real DensePose visibilities (core.data.dev_eval_set).
+  the real DensePose visibilities 3, 6, 10 and 11 (core.data.dev_eval_set; training never uses them);
+- validation: the 14 held-out train_textures (core.data.datasets.validation_eval_set): the set tuned on.
 
 Metrics (core.metrics): LPIPS (alex, v0.1), PSNR and SSIM at 256², over the texels inside the SMPL
 UV chart mask (seen and unseen texels alike, as in the paper's whole-texture comparison). Writes
@@ -29,7 +31,8 @@ from .errors import InputError
 
 EVAL_SIZE = 256
 ROWS = (
-    ("classical", "Classical (mirror + inpainting)"),
+    ("telea", "Classical: Telea inpainting"),
+    ("classical", "Classical: mirror + Telea"),
     ("lazova", "Lazova-style CNN"),
     ("sampled", "Ours sampled (T_sample)"),
     ("refinement", "Ours refinement (T_refine)"),
@@ -58,13 +61,14 @@ def procedural_set(n: int, seed: int = 0, size: int = EVAL_SIZE) -> list[dict]:
 
 def predict(samples: list[dict], pipeline) -> dict[str, list[np.ndarray]]:
     """Every row's output texture for every sample (H×W×3 float in [0, 1] at EVAL_SIZE)."""
-    from .baselines import classical_fill
+    from .baselines import classical_fill, telea_fill
 
     partials = [s["partial"] for s in samples]
     visibilities = [s["visibility"] for s in samples]
     full = pipeline.complete_batch(partials, visibilities, size=EVAL_SIZE, method="full")
     lazova = pipeline.complete_batch(partials, visibilities, size=EVAL_SIZE, method="lazova")
     return {
+        "telea": [telea_fill(p, v) for p, v in zip(partials, visibilities, strict=True)],
         "classical": [classical_fill(p, v) for p, v in zip(partials, visibilities, strict=True)],
         "lazova": [r["final"] for r in lazova],
         "sampled": [r["sample"] for r in full],
@@ -121,16 +125,23 @@ def figure(samples, outputs, chart_mask, n_rows: int = 3) -> np.ndarray:
     return np.concatenate([header, *rows], axis=0)
 
 
-def evaluate(out_dir, weights_dir=None, dev_dir=None, procedural: int = 0, masks_per_texture: int = 3,
-             seed: int = 0, device: str = "auto", backbone_path=None, figure_rows: int = 3) -> dict:
-    """Run every row on the chosen sets, write results.md / results.json / figures, return the tables."""
+def evaluate(out_dir, weights_dir=None, dev_dir=None, procedural: int = 0, masks_per_texture: int = 0,
+             seed: int = 0, device: str = "auto", backbone_path=None, figure_rows: int = 3,
+             validation: bool = False) -> dict:
+    """Run every row on the chosen sets, write results.md / results.json / figures, return the tables.
+
+    The dev set is the fixed protocol (every dev texture with the real masks DEV_PROTOCOL_MASKS) unless
+    `masks_per_texture` > 0 asks for the older rotation of masks."""
     from .data import dev_eval_set
+    from .data.datasets import validation_eval_set
+    from .data.visibility import DEV_PROTOCOL_MASKS
     from .imageio import write_json, write_png, write_text
     from .pipeline import Pipeline
     from .uv_layout import get_layout
 
-    if not dev_dir and procedural <= 0:
-        raise InputError("nothing to evaluate: give --dev-dir DIR and/or --procedural N", kind="bad_argument")
+    if not dev_dir and procedural <= 0 and not validation:
+        raise InputError("nothing to evaluate: give --dev-dir DIR, --validation and/or --procedural N",
+                         kind="bad_argument")
     out_dir = Path(out_dir)
     pipeline = Pipeline(weights_dir=weights_dir, device=device)
     pipeline.load("full")
@@ -139,9 +150,16 @@ def evaluate(out_dir, weights_dir=None, dev_dir=None, procedural: int = 0, masks
     sets = []
     if procedural > 0:
         sets.append(("procedural", "Procedural test split", procedural_set(procedural, seed)))
+    if validation:
+        sets.append(("validation", "Validation split (14 train_textures held out; 2 real masks + 1 side/back view each)",
+                     validation_eval_set(EVAL_SIZE)))
     if dev_dir:
-        sets.append(("dev", f"Dev textures ({Path(dev_dir).name}) with real DensePose visibilities",
-                     dev_eval_set(dev_dir, size=EVAL_SIZE, masks_per_texture=masks_per_texture)))
+        protocol = None if masks_per_texture > 0 else DEV_PROTOCOL_MASKS
+        what = (f"real masks {', '.join(map(str, protocol))}" if protocol else
+                f"{masks_per_texture} real DensePose masks each")
+        sets.append(("dev", f"Dev textures ({Path(dev_dir).name}), {what}",
+                     dev_eval_set(dev_dir, size=EVAL_SIZE, masks_per_texture=masks_per_texture or 3,
+                                  masks=protocol)))
     report = {"weights": pipeline.weights_info(), "size": EVAL_SIZE, "sets": {}}
     markdown = ["# Evaluation (humantex evaluate)", ""]
     first_figure = None
@@ -171,7 +189,10 @@ def add_cli_arguments(name, parser) -> None:
     parser.add_argument("--dev-dir", help=f"complete SMPL-UV textures to mask and score (e.g. {default_dev_dir()})")
     parser.add_argument("--procedural", type=int, default=0, help="score the first N procedural test textures")
     parser.add_argument("--weights", help="weights folder (default: the shipped blender_humantex/weights)")
-    parser.add_argument("--masks-per-texture", type=int, default=3, help="real visibilities per dev texture")
+    parser.add_argument("--masks-per-texture", type=int, default=0,
+                        help="0 (default): the fixed dev protocol (real masks 3, 6, 10, 11 for every dev texture); "
+                             "N: the older rotation of N real masks per texture")
+    parser.add_argument("--validation", action="store_true", help="also score the validation split")
     parser.add_argument("--seed", type=int, default=0, help="procedural test split seed")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--figure-rows", type=int, default=3)
@@ -181,8 +202,8 @@ def add_cli_arguments(name, parser) -> None:
 def run_cli(name, args) -> int:
     import sys
 
-    if args.procedural < 0 or args.masks_per_texture < 1:
-        raise InputError("--procedural must be >= 0 and --masks-per-texture >= 1", kind="bad_argument")
+    if args.procedural < 0 or args.masks_per_texture < 0:
+        raise InputError("--procedural and --masks-per-texture must be >= 0", kind="bad_argument")
     backbone = None
     if args.lpips_backbones:
         from .backbones import BACKBONE_FILES
@@ -190,7 +211,7 @@ def run_cli(name, args) -> int:
         backbone = Path(args.lpips_backbones) / BACKBONE_FILES["alex"]
     evaluate(args.out, weights_dir=args.weights, dev_dir=args.dev_dir, procedural=args.procedural,
              masks_per_texture=args.masks_per_texture, seed=args.seed, device=args.device,
-             backbone_path=backbone, figure_rows=args.figure_rows)
+             backbone_path=backbone, figure_rows=args.figure_rows, validation=args.validation)
     print((Path(args.out) / "results.md").read_text(), end="")
     print(f"[humantex] wrote {args.out}/results.md, results.json, figure.png", file=sys.stderr)
     return 0

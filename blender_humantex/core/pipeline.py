@@ -30,6 +30,7 @@ WEIGHT_FILES = {"sampler": "sampler.safetensors", "refiner": "refiner.safetensor
 METHODS = {"full": ("sampler", "refiner"), "lazova": ("lazova",)}
 MIN_SIZE, MAX_SIZE = 64, 4096
 LAYER_NAMES = ("final", "mask", "sample", "refine", "partial", "visibility")
+PADDED_LAYERS = ("final", "mask", "sample", "refine")
 OUTPUT_FILES = {name: f"{name}.png" for name in LAYER_NAMES} | {"meta": "meta.json", "sheet": "sheet.png"}
 BATCH_CHUNK = 4  # textures per forward pass in complete_batch; bounds memory at large sizes
 # A visibility value this small is "unseen": PNG masks are 8-bit, so anything under half a step.
@@ -315,6 +316,13 @@ class Pipeline:
             for i in range(len(inputs)):
                 out[i][name] = np.ascontiguousarray(array[i])
             del array
+        # Texels outside the UV charts take their nearest chart texel's colour, so a renderer's filtering
+        # and mipmaps never pull black into the seams. partial and visibility stay as observed.
+        from .padding import pad_charts
+
+        for layers_of_one in out:
+            for name in PADDED_LAYERS:
+                layers_of_one[name] = pad_charts(layers_of_one[name])
         timings["refine"] += time.perf_counter() - started
         report("refine", fraction(1.0))
         return out

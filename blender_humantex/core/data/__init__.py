@@ -7,7 +7,13 @@
 - datasets: ProceduralTextureDataset, FolderTextureDataset (the user's own textures), dev_eval_set.
 """
 
-from .datasets import FolderTextureDataset, ProceduralTextureDataset, RealTextureDataset, as_item, dev_eval_set
+from .datasets import (
+    FolderTextureDataset,
+    ProceduralTextureDataset,
+    RealTextureDataset,
+    as_item,
+    dev_eval_set,
+)
 from .procedural import make_texture
 from .visibility import sample_visibility
 

@@ -153,11 +153,12 @@ class FolderTextureDataset:
         return as_item(*self.numpy_item(index))
 
 
-def dev_eval_set(dev_dir, size: int = 256, masks_per_texture: int = 3) -> list[dict]:
+def dev_eval_set(dev_dir, size: int = 256, masks_per_texture: int = 3, masks=None) -> list[dict]:
     """Evaluation textures (e.g. ../shared/data/dev_textures), each masked with fixed REAL visibilities.
 
-    Texture k (sorted by file name) gets real masks (k·m + j) mod N, j < m, from the shipped bank (no
-    flips, no jitter: DensePose's own masks). Returns a list of dicts with numpy arrays: name,
+    With `masks` (indices into the shipped bank, e.g. visibility.DEV_PROTOCOL_MASKS) every texture gets
+    exactly those; otherwise texture k (sorted by file name) gets real masks (k·m + j) mod N, j < m.
+    No flips, no jitter: DensePose's own masks. Returns a list of dicts with numpy arrays: name,
     target H×W×3, partial H×W×3, visibility H×W (float32), mask_name.
     """
     files = _texture_files(dev_dir, "evaluation texture")
@@ -167,8 +168,8 @@ def dev_eval_set(dev_dir, size: int = 256, masks_per_texture: int = 3) -> list[d
     samples = []
     for k, path in enumerate(files):
         target = load_texture(path, size)
-        for j in range(masks_per_texture):
-            m = (k * masks_per_texture + j) % n
+        chosen = list(masks) if masks is not None else [(k * masks_per_texture + j) % n for j in range(masks_per_texture)]
+        for m in chosen:
             visibility = bank.masks[m].astype(np.float32)
             samples.append({
                 "name": f"{path.stem}__mask{m:02d}",
@@ -224,3 +225,27 @@ class RealTextureDataset:
 
         item["valid"] = torch.from_numpy(valid.astype(np.float32))[None]
         return item
+
+
+def validation_eval_set(size: int = 256, data_dir=None) -> list[dict]:
+    """The validation split (core.data.textures, 14 textures), each with three fixed masks: two real
+    DensePose masks that are not the dev protocol's (the second mirrored), and one synthetic side,
+    back or three-quarter view with DensePose-like misalignment. The only set anything is tuned on."""
+    from .textures import load_textures
+    from .visibility import flip_visibility, misalign, synthetic_visibility, training_real_masks
+
+    textures, valid, names = load_textures("validation", size, data_dir)
+    bank = load_real_bank(size)
+    real = training_real_masks(size)
+    chart = body_geometry(size).chart_mask
+    rng = np.random.default_rng(123)
+    samples = []
+    for i, (target, name) in enumerate(zip(textures, names, strict=True)):
+        first = bank.masks[real[(2 * i) % len(real)]].astype(np.float32)
+        second = flip_visibility(bank.masks[real[(2 * i + 1) % len(real)]].astype(np.float32))
+        view = float(rng.choice([90, -90, 180, 45]))
+        third = (misalign(synthetic_visibility(rng, size, view=view), rng) * chart).astype(np.float32)
+        for label, visibility in (("real", first), ("real-mirrored", second), (f"view{view:+.0f}", third)):
+            samples.append({"name": f"{name}__{label}", "target": target, "partial": target * visibility[..., None],
+                            "visibility": visibility, "mask_name": label})
+    return samples

@@ -87,8 +87,12 @@ def save_prior(path, sources: np.ndarray, cost: np.ndarray, size: int, metadata:
 
     from ..imageio import _atomic_write
 
+    from ..uv_layout import get_layout
+
+    # Only chart texels have sources: store their rows (77% of the square), with 16-bit indices.
+    rows = np.flatnonzero(get_layout(size).chart_mask.reshape(-1))
     index_dtype = np.uint16 if size * size <= 1 << 16 else np.int32
-    tensors = {"sources": sources.astype(index_dtype), "cost": np.minimum(cost, 6e4).astype(np.float16)}
+    tensors = {"sources": sources[rows].astype(index_dtype), "cost": np.minimum(cost[rows], 6e4).astype(np.float16)}
     meta = {"format": PRIOR_FORMAT, "size": str(size), "k": str(sources.shape[1])}
     meta.update({key: str(value) for key, value in metadata.items()})
     return _atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=meta))
@@ -111,14 +115,22 @@ def load_prior(path) -> CorrespondencePrior:
         raise WeightsError(f"cannot read correspondence prior {path.name}: {e}") from None
     if meta.get("format") != PRIOR_FORMAT:
         raise WeightsError(f"{path.name} is not a correspondence prior (format {meta.get('format')!r})")
-    size = int(meta.get("size", "0"))
-    if sources.shape != cost.shape or sources.ndim != 2 or sources.shape[0] != size * size:
-        raise WeightsError(f"{path.name}: sources {sources.shape} and cost {cost.shape} do not fit size {size}")
-    from ..uv_layout import LAYOUT_ID
+    from ..uv_layout import LAYOUT_ID, get_layout
 
     if meta.get("uv_layout") != LAYOUT_ID:
         raise WeightsError(f"{path.name} was built for UV layout {meta.get('uv_layout')!r}, not {LAYOUT_ID!r}")
-    return CorrespondencePrior(size, sources.astype(np.int64), cost.astype(np.float32), meta)
+    size = int(meta.get("size", "0"))
+    if not 8 <= size <= 1024:
+        raise WeightsError(f"{path.name}: size {size} is not a prior size")
+    rows = np.flatnonzero(get_layout(size).chart_mask.reshape(-1))
+    if sources.shape != cost.shape or sources.ndim != 2 or sources.shape[0] != len(rows):
+        raise WeightsError(f"{path.name}: sources {sources.shape} and cost {cost.shape} do not fit size {size}")
+    if sources.size and int(sources.max()) >= size * size:
+        raise WeightsError(f"{path.name}: a source index lies outside the {size}² atlas")
+    full_sources = np.zeros((size * size, sources.shape[1]), np.int64)
+    full_cost = np.full((size * size, sources.shape[1]), np.inf, np.float32)
+    full_sources[rows], full_cost[rows] = sources, cost
+    return CorrespondencePrior(size, full_sources, full_cost, meta)
 
 
 # ----------------------------------------------------------------------------- inference (torch)

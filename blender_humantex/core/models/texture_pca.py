@@ -45,9 +45,13 @@ def save_pca(path, mean: np.ndarray, basis: np.ndarray, metadata: dict):
 
     from ..imageio import _atomic_write
 
-    meta = {"format": PCA_FORMAT, "size": str(mean.shape[0]), "k": str(basis.shape[0])}
+    from ..uv_layout import get_layout
+
+    size = mean.shape[0]
+    chart = get_layout(size).chart_mask  # only chart texels are stored (77% of the square)
+    meta = {"format": PCA_FORMAT, "size": str(size), "k": str(basis.shape[0])}
     meta.update({key: str(value) for key, value in metadata.items()})
-    tensors = {"mean": mean.astype(np.float16), "basis": basis.astype(np.float16)}
+    tensors = {"mean": mean[chart].astype(np.float16), "basis": basis[:, chart].astype(np.float16)}
     return _atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=meta))
 
 
@@ -67,14 +71,21 @@ def load_pca(path) -> TexturePCA:
         raise WeightsError(f"cannot read texture PCA {path.name}: {e}") from None
     if meta.get("format") != PCA_FORMAT:
         raise WeightsError(f"{path.name} is not a texture PCA (format {meta.get('format')!r})")
-    size = int(meta.get("size", "0"))
-    if mean.shape != (size, size, 3) or basis.ndim != 4 or basis.shape[1:] != mean.shape:
-        raise WeightsError(f"{path.name}: mean {mean.shape} and basis {basis.shape} do not fit size {size}")
-    from ..uv_layout import LAYOUT_ID
+    from ..uv_layout import LAYOUT_ID, get_layout
 
     if meta.get("uv_layout") != LAYOUT_ID:
         raise WeightsError(f"{path.name} was built for UV layout {meta.get('uv_layout')!r}, not {LAYOUT_ID!r}")
-    return TexturePCA(size, mean.astype(np.float32), basis.astype(np.float32), meta)
+    size = int(meta.get("size", "0"))
+    if not 8 <= size <= 1024:
+        raise WeightsError(f"{path.name}: size {size} is not a PCA size")
+    chart = get_layout(size).chart_mask
+    n = int(chart.sum())
+    if mean.shape != (n, 3) or basis.ndim != 3 or basis.shape[1:] != (n, 3):
+        raise WeightsError(f"{path.name}: mean {mean.shape} and basis {basis.shape} do not fit size {size}")
+    full_mean = np.zeros((size, size, 3), np.float32)
+    full_basis = np.zeros((basis.shape[0], size, size, 3), np.float32)
+    full_mean[chart], full_basis[:, chart] = mean, basis
+    return TexturePCA(size, full_mean, full_basis, meta)
 
 
 class PCAEstimator:
