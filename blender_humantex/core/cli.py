@@ -17,8 +17,10 @@ import sys
 
 SUBCOMMANDS = {
     "unwrap": ("blender_humantex.core.unwrap", "DensePose IUV + photo -> partial SMPL-UV texture + visibility"),
+    "project": ("blender_humantex.core.projection", "photo + posed mesh + camera -> partial texture + visibility"),
     "complete": ("blender_humantex.core.pipeline", "partial texture + visibility -> complete texture (all layers)"),
-    "generate": ("blender_humantex.core.pipeline", "photo + IUV -> complete texture (unwrap, then complete)"),
+    "generate": ("blender_humantex.core.pipeline",
+                 "photo + IUV, or photo + mesh + camera -> complete texture (unwrap or project, then complete)"),
     "train": ("blender_humantex.core.train", "train sampler | refiner | lazova"),
     "evaluate": ("blender_humantex.core.evaluate", "LPIPS / PSNR / SSIM table (the paper's Table 1)"),
     "worker": ("blender_humantex.worker.server", "serve JSON-lines requests on stdin/stdout"),
