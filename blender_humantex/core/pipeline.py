@@ -349,6 +349,36 @@ def _unwrap(photo, iuv, inds, person, iuv_order, size, max_pixels, options, repo
     return result.partial, result.visibility, dict(result.meta or {})
 
 
+def _project(photo, mesh, camera, mask, size, max_pixels, options, report):
+    from .projection import project_files
+
+    def project_progress(stage, fraction):
+        # the projection's file loading and projecting are both this job's "unwrap" stage
+        report("unwrap", 0.1 * fraction if stage == "load" else 0.1 + 0.9 * fraction)
+
+    result = project_files(mesh, camera, photo, mask_path=mask, size=size, max_pixels=max_pixels,
+                           progress=project_progress, **dict(options or {}))
+    return result.partial, result.visibility, dict(result.meta), result
+
+
+def classical_layers(partial_texture, visibility, chart_mask) -> dict:
+    """The layers of a texture the networks must not complete (a UV map that is not SMPL's): the
+    classical fill inside the mesh's own UV charts, reported through the blend equation with M = 1
+    (final = sample = the fill, refine = the fill)."""
+    from .baselines import chart_fill
+
+    filled = chart_fill(partial_texture, visibility, chart_mask)
+    vis = np.asarray(visibility, dtype=np.float32)
+    return {
+        "final": filled,
+        "mask": np.ones_like(vis),
+        "sample": filled,
+        "refine": filled,
+        "partial": np.asarray(partial_texture, dtype=np.float32) * (vis[..., None] > VISIBLE_EPS),
+        "visibility": vis,
+    }
+
+
 def generate(
     pipeline: Pipeline,
     *,
@@ -360,18 +390,26 @@ def generate(
     iuv_order=None,
     partial=None,
     visibility=None,
+    mesh=None,
+    camera=None,
+    mask=None,
     size=1024,
     method="full",
     progress=None,
     max_pixels=None,
     unwrap_options=None,
+    projection_options=None,
 ) -> dict:
-    """Photo + IUV (or partial + visibility PNGs) -> all layers, meta.json and sheet.png in out_dir.
+    """Photo + IUV, partial + visibility PNGs, or photo + mesh + camera -> all layers, meta.json and
+    sheet.png in out_dir.
 
-    Progress stages, in order: load, unwrap, sample, refine, write. `progress` may raise
-    CancelledError to stop; nothing is written before the write stage. `unwrap_options` are extra
-    keyword arguments for core.unwrap.unwrap_files (on_size_mismatch, erode_px).
-    The photo is unwrapped at the output size, so T_sample carries as much photo detail as it can.
+    Progress stages, in order: load, unwrap, sample, refine, write (camera projection reports as
+    "unwrap"). `progress` may raise CancelledError to stop; nothing is written before the write stage.
+    `unwrap_options` are extra keyword arguments for core.unwrap.unwrap_files (on_size_mismatch,
+    erode_px); `projection_options` for core.projection.project_files (y_up, erode_px, max_angle_deg).
+    The photo is unwrapped (projected) at the output size, so T_sample carries as much photo detail
+    as it can. A projection onto a UV map that is not SMPL's is completed by the classical fill in
+    that map's charts: the networks only ever see the layout they were trained on.
     """
     from . import imageio
     from .sheet import contact_sheet
@@ -379,8 +417,14 @@ def generate(
     report = progress or (lambda stage, fraction: None)
     size = check_size(size) if size is not None else None
     check_method(method)
-    if (photo is None) == (partial is None) or (photo is None) != (iuv is None) or (partial is None) != (visibility is None):
-        raise InputError("generate needs either photo + iuv, or partial + visibility", kind="missing_input")
+    projecting = mesh is not None or camera is not None
+    if projecting:
+        if photo is None or mesh is None or camera is None or iuv is not None or partial is not None:
+            raise InputError("camera projection needs photo + mesh + camera (and no iuv or partial)",
+                             kind="missing_input")
+    elif (photo is None) == (partial is None) or (photo is None) != (iuv is None) or (partial is None) != (visibility is None):
+        raise InputError("generate needs either photo + iuv, photo + mesh + camera, or partial + visibility",
+                         kind="missing_input")
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise InputError(f"output path {out_dir} exists and is not a folder", kind="bad_output")
@@ -394,7 +438,12 @@ def generate(
 
     started = time.perf_counter()
     report("unwrap", 0.0)
-    if photo is not None:
+    projection = None
+    if projecting:
+        partial_texture, vis, unwrap_meta, projection = _project(
+            photo, mesh, camera, mask, size or 1024, max_pixels, projection_options, report
+        )
+    elif photo is not None:
         partial_texture, vis, unwrap_meta = _unwrap(
             photo, iuv, inds, person, iuv_order, size or 1024, max_pixels, unwrap_options, report
         )
@@ -403,24 +452,34 @@ def generate(
     report("unwrap", 1.0)
     timings["unwrap"] = time.perf_counter() - started
 
-    results, run_timings = pipeline.run([partial_texture], [vis], size=size, method=method, progress=report)
-    layers = results[0]
-    timings.update(run_timings)
+    smpl_layout = projection is None or unwrap_meta.get("uv_layout") != "mesh"
+    if smpl_layout:
+        results, run_timings = pipeline.run([partial_texture], [vis], size=size, method=method, progress=report)
+        layers = results[0]
+        timings.update(run_timings)
+    else:
+        started = time.perf_counter()
+        report("sample", 0.0)
+        layers = classical_layers(partial_texture, vis, projection.chart_mask)
+        report("refine", 1.0)
+        timings["fill"] = time.perf_counter() - started
 
     started = time.perf_counter()
     report("write", 0.0)
     out_size = layers["final"].shape[0]
     meta = {
         "version": _version(),
-        "method": method,
+        "method": method if smpl_layout else "classical",
         "size": out_size,
         "input_size": int(np.asarray(partial_texture).shape[0]),
         "device": pipeline.device,
-        "uv_layout": _layout_id(),
-        "weights": {kind: {k: v for k, v in pipeline._weights[kind].items() if k != "config"} for kind in METHODS[method]},
+        "uv_layout": _layout_id() if smpl_layout else "mesh",
+        "weights": {kind: {k: v for k, v in pipeline._weights[kind].items() if k != "config"} for kind in METHODS[method]}
+        if smpl_layout else {},
         "inputs": {
             k: str(Path(v).resolve())
-            for k, v in {"photo": photo, "iuv": iuv, "inds": inds, "partial": partial, "visibility": visibility}.items()
+            for k, v in {"photo": photo, "iuv": iuv, "inds": inds, "partial": partial, "visibility": visibility,
+                         "mesh": mesh, "camera": camera, "mask": mask}.items()
             if v is not None
         },
         "visible_fraction": float((layers["visibility"] > VISIBLE_EPS).mean()),
@@ -428,8 +487,14 @@ def generate(
     if person is not None:
         meta["person"] = person
     if unwrap_meta:
-        meta["unwrap"] = _plain(unwrap_meta)
-    if method == "lazova":
+        meta["projection" if projecting else "unwrap"] = _plain(unwrap_meta)
+    if not smpl_layout:
+        meta["note"] = (
+            "the mesh's UV map is not the SMPL layout the networks were trained on"
+            f" (chart IoU {unwrap_meta.get('smpl_layout_iou', 0):.2f}): the unseen texels were filled by the classical"
+            " fill (inpainting inside the mesh's UV charts), final = sample = refine = that fill, mask = 1"
+        )
+    elif method == "lazova":
         meta["note"] = "baseline (Lazova et al. 2019 style): final = refine = direct prediction, mask = 0, sample = partial"
     outputs = {}
     try:
@@ -479,9 +544,12 @@ def add_cli_arguments(name: str, parser) -> None:
         parser.add_argument("--visibility", required=True, help="visibility mask PNG (white = observed)")
         size_default, size_help = None, "default: the input's size"
     else:
+        from .projection import add_projection_arguments
         from .unwrap import add_unwrap_arguments  # --photo, --iuv, --inds, --person, ... as `humantex unwrap`
 
-        add_unwrap_arguments(parser)
+        add_unwrap_arguments(parser, iuv_required=False)
+        group = parser.add_argument_group("camera projection (instead of --iuv)")
+        add_projection_arguments(group, required=False)
         size_default, size_help = 1024, "default: 1024"
     # Flags the unwrap may already define (same meaning) are added only once.
     present = {flag for action in parser._actions for flag in action.option_strings}
@@ -509,6 +577,20 @@ def run_cli(name: str, args) -> int:
             pipeline, out_dir=args.out, partial=args.partial, visibility=args.visibility, size=args.size,
             method=args.method, progress=progress, max_pixels=args.max_pixels,
         )
+    elif args.mesh or args.camera:
+        from .projection import projection_options
+
+        if not (args.mesh and args.camera) or args.iuv or args.inds:
+            raise InputError("camera projection takes --photo, --mesh and --camera (no --iuv or --inds)",
+                             kind="missing_input")
+        report = generate(
+            pipeline, out_dir=args.out, photo=args.photo, mesh=args.mesh, camera=args.camera, mask=args.mask,
+            size=args.size, method=args.method, progress=progress, max_pixels=args.max_pixels,
+            projection_options=projection_options(args),
+        )
+    elif not args.iuv:
+        raise InputError("generate needs --iuv (DensePose), or --mesh and --camera (camera projection)",
+                         kind="missing_input")
     else:
         report = generate(
             pipeline, out_dir=args.out, photo=args.photo, iuv=args.iuv, inds=args.inds,
