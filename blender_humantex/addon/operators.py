@@ -8,12 +8,14 @@ hence the EXEC path.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import tempfile
 import time
 
 import bpy
 
+from ..worker.protocol import GenerateRequest
 from . import materials
 from .preferences import get_client, worker_settings
 
@@ -83,26 +85,26 @@ def resolve_output_dir(base: str, object_name: str) -> tuple[str, bool]:
     return os.path.normpath(folder), force_pack
 
 
-def build_request(obj, fields: dict, output_dir: str) -> tuple[dict, bool]:
+def build_request(obj, request: GenerateRequest, output_dir: str) -> tuple[GenerateRequest, bool]:
     """Check the inputs here, with messages about Blender things, before the worker sees them."""
     problem = target_problem(obj)
     if problem:
         raise _input_error(problem, "bad_target")
     for key, label in (("photo", "photo"), ("iuv", "DensePose IUV image")):
-        if not fields.get(key):
+        if not getattr(request, key):
             raise _input_error(f"choose a {label}", "missing_input")
     for key in ("photo", "iuv", "inds"):
-        path = fields.get(key)
+        path = getattr(request, key)
         if path and not os.path.isfile(path):
             raise _input_error(f"{key} file not found: {path}", "missing_file")
     out_dir, force_pack = resolve_output_dir(output_dir, obj.name)
-    return {**fields, "out_dir": out_dir}, force_pack
+    return dataclasses.replace(request, out_dir=out_dir), force_pack
 
 
 class GenerationTask:
     """One texture generation for one object: submit, poll, apply the result to the material."""
 
-    def __init__(self, object_name: str, request: dict, settings, pack: bool):
+    def __init__(self, object_name: str, request: GenerateRequest, settings, pack: bool):
         self.object_name = object_name
         self.request = request
         self.settings = settings
@@ -114,20 +116,20 @@ class GenerationTask:
         self.tick_seconds: list[float] = []  # duration of every tick, for the stall benchmark
 
     @classmethod
-    def from_context(cls, context, obj=None, fields=None, **overrides):
+    def from_context(cls, context, obj=None, request=None, **overrides):
         settings = worker_settings(context, **overrides)
         obj = context.active_object if obj is None else obj
         props = context.scene.humantex
-        if fields is None:
+        if request is None:
             if props.source != "PHOTO":
                 raise _input_error("camera projection is not available yet: use a photo", "unsupported")
-            fields = props.request_fields()
-        request, force_pack = build_request(obj, fields, settings.output_dir)
+            request = props.request()
+        request, force_pack = build_request(obj, request, settings.output_dir)
         return cls(obj.name, request, settings, settings.pack_images or force_pack)
 
     # -- non-blocking (modal) --
     def start(self) -> None:
-        self.job = get_client(self.settings).submit(**self.request)
+        self.job = get_client(self.settings).submit(self.request)
 
     def tick(self) -> str:
         """Drain the worker's events without waiting; returns the job state."""
@@ -158,7 +160,7 @@ class GenerationTask:
             if progress is not None:
                 progress(stage, fraction)
 
-        self.result = get_client(self.settings).run(progress=on_progress, **self.request)
+        self.result = get_client(self.settings).run(self.request, progress=on_progress)
         return self.result
 
     # -- both --
@@ -203,7 +205,7 @@ class HUMANTEX_OT_generate(bpy.types.Operator):
         return {"CANCELLED"}
 
     def _done(self, context, scene, task, material):
-        message = f"{material.name}: {task.request['size']}px texture from {os.path.basename(task.request['photo'])}"
+        message = f"{material.name}: {task.request.size}px texture from {os.path.basename(task.request.photo)}"
         _set_status(context, scene.humantex, stage="done", fraction=1.0, message=message)
         self.report({"INFO"}, message)
         return {"FINISHED"}

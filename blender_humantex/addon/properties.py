@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import bpy
 
+from ..worker.protocol import GenerateRequest
+
 SIZE_ITEMS = (
     ("512", "512", "512 x 512 texture"),
     ("1024", "1024", "1024 x 1024 texture"),
@@ -45,17 +47,13 @@ class HumantexSettings(bpy.types.PropertyGroup):
     message: bpy.props.StringProperty()
     error: bpy.props.StringProperty()
 
-    def request_fields(self) -> dict:
-        """The worker request fields these inputs stand for (paths absolute, defaults left out)."""
-        request = {
-            "photo": bpy.path.abspath(self.photo) if self.photo else "",
-            "iuv": bpy.path.abspath(self.iuv) if self.iuv else "",
-            "size": int(self.size),
-        }
-        if self.inds:
-            request["inds"] = bpy.path.abspath(self.inds)
-        if self.person > 0:
-            request["person"] = self.person
-        if self.iuv_order != "DEFAULT":
-            request["iuv_order"] = self.iuv_order
-        return request
+    def request(self) -> GenerateRequest:
+        """The worker request these inputs stand for (paths absolute, defaults left out, no out_dir yet)."""
+        return GenerateRequest(
+            photo=bpy.path.abspath(self.photo) if self.photo else None,
+            iuv=bpy.path.abspath(self.iuv) if self.iuv else None,
+            inds=bpy.path.abspath(self.inds) if self.inds else None,
+            person=self.person if self.person > 0 else None,
+            iuv_order=self.iuv_order if self.iuv_order != "DEFAULT" else None,
+            size=int(self.size),
+        )

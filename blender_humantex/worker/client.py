@@ -3,7 +3,7 @@
 Standard library only: Blender's Python imports this module and must never see torch or bpy.
 
     client = get_client("/path/to/worker-venv/bin/python")      # warm worker, reused
-    job = client.submit(photo=..., iuv=..., size=1024, out_dir=...)
+    job = client.submit(GenerateRequest(photo=..., iuv=..., size=1024, out_dir=...))  # or the fields as keywords
     ...  job.poll() from a modal operator's timer; job.done; job.result / job.error
     result = client.run(photo=..., iuv=..., out_dir=..., progress=print)   # blocking, for blender -b
 
@@ -34,12 +34,11 @@ from .protocol import (
     EXIT_NO_TORCH,
     EXIT_PYTHON_TOO_OLD,
     FATAL_PREFIX,
-    GENERATE_FIELDS,
     INSTALL_HINT,
     MIN_PYTHON,
-    PATH_FIELDS,
     PROTOCOL_VERSION,
     REPLY_TYPES,
+    GenerateRequest,
     ProtocolError,
     decode,
     encode,
@@ -435,18 +434,19 @@ class WorkerClient:
         )
 
     # ---- jobs ---------------------------------------------------------------------------------
-    def submit(self, **request) -> Job:
-        """Send a generate request; returns at once. (Re)starts the worker if it is not running."""
-        unknown = sorted(set(request) - set(GENERATE_FIELDS))
-        if unknown:
-            raise WorkerError(f"unknown generate field(s): {', '.join(unknown)}", "bad_request")
-        message = {"type": "generate"}
-        for name, value in request.items():
-            if value is None:
-                continue
-            if name in PATH_FIELDS:  # the worker's cwd is not ours
-                value = os.path.abspath(os.path.expanduser(os.fspath(value)))
-            message[name] = value
+    def submit(self, request: GenerateRequest | None = None, **fields) -> Job:
+        """Send a generate request (a GenerateRequest, or its fields as keywords); returns at once.
+        (Re)starts the worker if it is not running. Relative paths are made absolute here."""
+        try:
+            if request is None:
+                request = GenerateRequest.from_message(fields)
+            elif fields:
+                raise ProtocolError("pass a GenerateRequest or keyword fields, not both")
+            else:
+                request.check()
+        except ProtocolError as e:
+            raise WorkerError(str(e), e.kind) from None
+        message = request.with_absolute_paths().to_message(None)
         with self._lock:
             self.start()
             conn = self._conn
@@ -466,10 +466,10 @@ class WorkerClient:
                 job._fail(e.message, e.kind)
         return job
 
-    def run(self, progress=None, timeout=None, **request) -> dict:
+    def run(self, request: GenerateRequest | None = None, progress=None, timeout=None, **fields) -> dict:
         """Submit and block until done, calling progress(stage, fraction) in this thread.
         On timeout (or an exception from progress, or Ctrl+C) the job is cancelled."""
-        job = self.submit(**request)
+        job = self.submit(request, **fields)
         deadline = None if timeout is None else time.monotonic() + timeout
         try:
             while True:
