@@ -57,6 +57,15 @@ def read_rgb(path, max_pixels: int = DEFAULT_MAX_PIXELS, exif_transpose: bool = 
     return np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
 
 
+def read_rgba_alpha(path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray | None:
+    """A photo's alpha channel as float32 H×W in [0,1] (EXIF orientation applied), or None if it has none."""
+    img, ImageOps = _open(path, max_pixels)
+    img = ImageOps.exif_transpose(img)
+    if img.mode in ("RGBA", "LA") or (img.mode == "P" and "transparency" in img.info):
+        return np.asarray(img.convert("RGBA"), dtype=np.float32)[..., 3] / 255.0
+    return None
+
+
 def read_gray(path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """A mask as float32 H×W in [0,1] (alpha is ignored; colour is converted to luminance)."""
     img, _ = _open(path, max_pixels)

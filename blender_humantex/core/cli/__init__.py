@@ -17,6 +17,7 @@ import sys
 
 SUBCOMMANDS = {
     "unwrap": ("unwrap", "DensePose IUV + photo -> partial SMPL-UV texture + visibility"),
+    "project": ("project", "photo + posed mesh + camera -> partial texture + visibility"),
     "complete": ("generate", "partial texture + visibility -> complete texture (all layers)"),
     "generate": ("generate", "photo + IUV -> complete texture (unwrap, then complete)"),
     "train": ("train", "train sampler | refiner | lazova"),
