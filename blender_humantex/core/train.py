@@ -27,7 +27,6 @@ import json
 import os
 import platform
 import shlex
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -478,44 +477,7 @@ def command_line(args) -> str:
     return " ".join([prefix, *map(shlex.quote, words)])
 
 
-# ----------------------------------------------------------------------------- CLI
-
-
-def add_cli_arguments(name, parser) -> None:
-    d = TrainConfig()
-    parser.add_argument("kind", choices=("sampler", "refiner", "lazova"), help="which network to train")
-    parser.add_argument("--out", required=True, help="run folder: checkpoints, previews, log, exported weights")
-    parser.add_argument("--iters", type=int, default=d.iters, help=f"optimisation steps (paper: {d.iters})")
-    parser.add_argument("--batch", type=int, default=d.batch, help="batch size per process (paper: 8)")
-    parser.add_argument("--size", type=int, default=d.size, help="texture resolution for the losses (paper: 256)")
-    parser.add_argument("--lr", type=float, default=d.lr, help="Adam learning rate (paper: 2e-4)")
-    parser.add_argument("--beta1", type=float, default=d.betas[0])
-    parser.add_argument("--beta2", type=float, default=d.betas[1])
-    parser.add_argument("--ngf", type=int, help="network width (default: the shipped config)")
-    parser.add_argument("--net-size", type=int, help="resolution the network itself runs at")
-    parser.add_argument("--n-down", type=int, help="U-Net levels")
-    parser.add_argument("--n-res", type=int, help="bottleneck residual blocks")
-    parser.add_argument("--mirror", action="store_true", help="sampler: also feed the mirrored partial")
-    parser.add_argument("--data", default=d.data, help="procedural | folder:PATH (a folder of complete SMPL-UV textures)")
-    parser.add_argument("--cache", type=int, default=0, help="precompute N samples and cycle through them")
-    parser.add_argument("--sampler", help="refiner: the trained, frozen sampler weights")
-    parser.add_argument("--resume", action="store_true", help="continue from --out's last checkpoint")
-    parser.add_argument("--sample-every", type=int, default=d.sample_every, help="write a preview grid every N steps")
-    parser.add_argument("--ckpt-every", type=int, default=d.ckpt_every, help="checkpoint every N steps")
-    parser.add_argument("--log-every", type=int, default=d.log_every)
-    parser.add_argument("--seed", type=int, default=d.seed)
-    parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
-    parser.add_argument("--num-workers", type=int, default=0, help="DataLoader worker processes")
-    parser.add_argument("--threads", type=int, help="torch CPU threads per process")
-    parser.add_argument("--lpips-backbones", help="folder with the LPIPS backbone weights "
-                        "(default: $HUMANTEX_LPIPS_BACKBONES or ../shared/data/lpips_backbones)")
-    parser.add_argument("--perceptual-backbone", default="alex", choices=("alex", "squeeze", "vgg19"),
-                        help="refiner/lazova perceptual loss (paper: vgg19; its weights are not shipped)")
-    parser.add_argument("--perceptual-weights", help="torchvision-layout state dict for --perceptual-backbone vgg19")
-    parser.add_argument("--ndf", type=int, default=LossConfig().ndf, help="discriminator width")
-    parser.add_argument("--num-d", type=int, default=LossConfig().num_d, help="discriminator scales")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    parser.set_defaults(_parser=parser)
+# ----------------------------------------------------------------------------- from the command line (core.cli.train)
 
 
 def config_from_args(args) -> TrainConfig:
@@ -541,26 +503,3 @@ def config_from_args(args) -> TrainConfig:
                        betas=(args.beta1, args.beta2), data=args.data, cache=args.cache, seed=args.seed,
                        sample_every=args.sample_every, ckpt_every=args.ckpt_every, log_every=args.log_every,
                        sampler=args.sampler, model=base, loss=loss.to_dict())
-
-
-def run_cli(name, args) -> int:
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    cfg = config_from_args(args)
-    dist = Dist(args.device)
-    try:
-        trainer = Trainer(cfg, Path(args.out), dist, lpips_backbones=args.lpips_backbones,
-                          num_workers=args.num_workers, command=command_line(args))
-        if dist.main:
-            print(f"[humantex] training {cfg.kind}: {count_parameters(trainer.model) / 1e6:.2f}M parameters, "
-                  f"{cfg.iters} iterations, batch {cfg.batch}×{dist.world}, {cfg.size}², device {dist.device}",
-                  file=sys.stderr, flush=True)
-        result = trainer.fit(resume=args.resume, quiet=args.quiet)
-    finally:
-        dist.close()
-    if dist.main:
-        print(f"[humantex] done: {result['step']} steps in {result['wall_time_s']:.0f} s -> {result['weights']}",
-              file=sys.stderr, flush=True)
-    return 0
-
-

@@ -263,7 +263,7 @@ class WorkerServer:
 
     def _generate(self, job_id: str, request: GenerateRequest, staging: Path, out_dir: Path) -> dict:
         from ..core.errors import CancelledError
-        from ..core.pipeline import generate
+        from ..core.job import generate
 
         if self.pipeline is None:
             raise self.startup_error
@@ -442,26 +442,3 @@ def serve(device: str = "auto", weights_dir: str | None = None) -> int:
         log("interrupted")
         return 130
     return EXIT_OK
-
-
-# ---- `humantex worker` and `python -m blender_humantex.worker` ---------------------------------
-def add_cli_arguments(name, parser) -> None:
-    parser.add_argument("--device", default="auto", help="auto | cpu | cuda (auto picks cuda when available)")
-    parser.add_argument(
-        "--weights", default=None, metavar="DIR", help="folder with sampler/refiner/lazova.safetensors"
-    )
-
-
-def run_cli(name, args) -> int:
-    return serve(device=args.device, weights_dir=args.weights)
-
-
-def main(argv=None) -> int:
-    import argparse
-
-    parser = argparse.ArgumentParser(
-        prog="python -m blender_humantex.worker", description="serve JSON-lines requests on stdin/stdout"
-    )
-    add_cli_arguments("worker", parser)
-    args = parser.parse_args(argv)
-    return run_cli("worker", args)
