@@ -191,6 +191,18 @@ def test_bad_method_and_device(pipeline, real_partial):
             pl.Pipeline(device="cuda")
 
 
+def test_one_device_resolver_for_inference_and_training():
+    from blender_humantex.core.device import resolve_device
+
+    assert resolve_device("cpu") == resolve_device(" CPU ") == "cpu"
+    assert resolve_device("auto", index=1, mps=False) in ("cpu", "cuda:1")  # training: a rank's own GPU, never mps
+    with pytest.raises(InputError, match="unknown device"):
+        resolve_device("tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(DependencyError, match="no usable CUDA"):
+            resolve_device("cuda", index=1)
+
+
 # ----------------------------------------------------------------------------- generate
 
 

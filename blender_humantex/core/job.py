@@ -22,9 +22,11 @@ from pathlib import Path
 
 import numpy as np
 
+from ..version import __version__
 from .errors import HumantexError, InputError
 from .imageio import to_u8
 from .pipeline import LAYER_NAMES, VISIBLE_EPS, Pipeline, check_method, check_size
+from .uv_layout import LAYOUT_ID
 
 OUTPUT_FILES = {name: f"{name}.png" for name in LAYER_NAMES} | {"meta": "meta.json", "sheet": "sheet.png"}
 DEFAULT_SIZE = 1024
@@ -223,12 +225,12 @@ class _Job:
         started = time.perf_counter()
         self.report("write", 0.0)
         meta = {
-            "version": _version(),
+            "version": __version__,
             "method": self.method,
             "size": layers["final"].shape[0],
             "input_size": int(np.asarray(partial_texture).shape[0]),
             "device": self.pipeline.device,
-            "uv_layout": _layout_id(),
+            "uv_layout": LAYOUT_ID,
             "weights": self.pipeline.weights_meta(self.method),
             "inputs": {k: str(Path(v).resolve()) for k, v in inputs.items() if v is not None},
             "visible_fraction": float((layers["visibility"] > VISIBLE_EPS).mean()),
@@ -250,7 +252,7 @@ class _Job:
         started = time.perf_counter()
         self.report("write", 0.0)
         meta = {
-            "version": _version(),
+            "version": __version__,
             "method": "classical",
             "size": layers["final"].shape[0],
             "input_size": int(np.asarray(partial_texture).shape[0]),
@@ -289,10 +291,8 @@ class _Job:
 
 
 def _unwrap(photo, iuv, inds, person, iuv_order, size, max_pixels, options, report):
-    from .unwrap import MAX_TEXTURE_SIZE, MIN_TEXTURE_SIZE, unwrap_files
+    from .unwrap import unwrap_files, working_size
 
-    # The unwrap works in its own size range; complete() then resizes the partial to the output size.
-    size = min(max(size, MIN_TEXTURE_SIZE), MAX_TEXTURE_SIZE)
     kwargs = dict(options or {})
     if iuv_order is not None:
         kwargs["iuv_order"] = iuv_order
@@ -303,19 +303,8 @@ def _unwrap(photo, iuv, inds, person, iuv_order, size, max_pixels, options, repo
         # unwrap_files reports its own file loading as "load"; here that is part of the unwrap stage.
         report("unwrap", 0.1 * fraction if stage == "load" else 0.1 + 0.9 * fraction)
 
-    return unwrap_files(photo, iuv, inds_path=inds, person=person, size=size, progress=unwrap_progress, **kwargs)
-
-
-def _version() -> str:
-    from blender_humantex import __version__
-
-    return __version__
-
-
-def _layout_id() -> str:
-    from .models.weights import current_layout_id
-
-    return current_layout_id()
+    return unwrap_files(photo, iuv, inds_path=inds, person=person, size=working_size(size), progress=unwrap_progress,
+                        **kwargs)
 
 
 def _plain(value):

@@ -23,55 +23,22 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import DependencyError, HumantexError, InputError, WeightsError
+from .device import resolve_device
+from .errors import HumantexError, InputError, WeightsError
+from .uv_layout import MAX_SIZE, MIN_SIZE
+from .uv_layout import check_size as check_texture_size
 
 DEFAULT_WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 WEIGHT_FILES = {"sampler": "sampler.safetensors", "refiner": "refiner.safetensors", "lazova": "lazova.safetensors"}
 METHODS = {"full": ("sampler", "refiner"), "lazova": ("lazova",)}
-MIN_SIZE, MAX_SIZE = 64, 4096
 LAYER_NAMES = ("final", "mask", "sample", "refine", "partial", "visibility")
 BATCH_CHUNK = 4  # textures per forward pass in complete_batch; bounds memory at large sizes
 # A visibility value this small is "unseen": PNG masks are 8-bit, so anything under half a step.
 VISIBLE_EPS = 0.5 / 255
 
 
-def resolve_device(device: str = "auto") -> str:
-    """"auto" -> cuda:0, then mps, then cpu; an explicit device must exist here."""
-    import torch
-
-    device = (device or "auto").strip().lower()
-    if device == "auto":
-        if torch.cuda.is_available():
-            return "cuda:0"
-        mps = getattr(torch.backends, "mps", None)
-        if mps is not None and mps.is_available():
-            return "mps"
-        return "cpu"
-    try:
-        resolved = torch.device(device)
-    except (RuntimeError, ValueError):
-        raise InputError(f"unknown device {device!r} (use auto, cpu, cuda, cuda:N or mps)", kind="bad_device") from None
-    if resolved.type == "cuda":
-        if not torch.cuda.is_available():
-            raise DependencyError(f"device {device!r} requested, but this torch has no usable CUDA GPU")
-        index = resolved.index or 0
-        if index >= torch.cuda.device_count():
-            raise InputError(f"device {device!r}: only {torch.cuda.device_count()} CUDA GPU(s) here", kind="bad_device")
-        return f"cuda:{index}"
-    if resolved.type == "mps":
-        mps = getattr(torch.backends, "mps", None)
-        if mps is None or not mps.is_available():
-            raise DependencyError(f"device {device!r} requested, but this torch has no usable MPS (Apple GPU)")
-        return "mps"
-    if resolved.type == "cpu":
-        return "cpu"
-    raise InputError(f"unsupported device {device!r} (use auto, cpu, cuda, cuda:N or mps)", kind="bad_device")
-
-
 def check_size(size) -> int:
-    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or not MIN_SIZE <= int(size) <= MAX_SIZE:
-        raise InputError(f"output size must be an integer in {MIN_SIZE}..{MAX_SIZE}, got {size!r}", kind="bad_size")
-    return int(size)
+    return check_texture_size(size, what="output size")
 
 
 def check_method(method) -> str:

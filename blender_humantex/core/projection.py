@@ -49,8 +49,8 @@ import numpy as np
 
 from .errors import InputError
 from .unwrap import PartialTexture
+from .uv_layout import LAYOUT_ID, check_size
 
-MIN_TEXTURE_SIZE, MAX_TEXTURE_SIZE = 64, 4096
 DEFAULT_ERODE_PX = 2
 DEFAULT_MAX_ANGLE_DEG = 75.0
 # Relative depth slack of the depth test: a texel up to this fraction of its depth behind the
@@ -493,15 +493,6 @@ def _as_mask(mask, shape) -> np.ndarray | None:
     return np.asarray(mask, dtype=np.float32) >= 0.5
 
 
-def check_size(size) -> int:
-    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or not (
-        MIN_TEXTURE_SIZE <= int(size) <= MAX_TEXTURE_SIZE
-    ):
-        raise InputError(f"texture size must be an integer in {MIN_TEXTURE_SIZE}..{MAX_TEXTURE_SIZE}, got {size!r}",
-                         kind="bad_size")
-    return int(size)
-
-
 def project(mesh: MeshData, camera: Camera, photo, mask=None, size: int = 1024, erode_px: int = DEFAULT_ERODE_PX,
             max_angle_deg: float = DEFAULT_MAX_ANGLE_DEG, progress=None):
     """Project `photo` (H×W×3, float [0, 1] or uint8, seen through `camera`) onto the mesh's UV map.
@@ -711,7 +702,7 @@ def project_files(mesh_path, camera_path, photo_path, mask_path=None, size: int 
                      progress=progress)
     meta = result.meta
     iou = smpl_layout_iou(mesh.corner_uvs)
-    meta["uv_layout"] = "smpl_uv_v1" if iou >= SMPL_LAYOUT_MIN_IOU else "mesh"
+    meta["uv_layout"] = LAYOUT_ID if iou >= SMPL_LAYOUT_MIN_IOU else "mesh"
     if meta["uv_layout"] == "mesh":
         result.chart_mask = uv_chart_mask(mesh.corner_uvs, result.size)
     meta["smpl_layout_iou"] = round(iou, 4)

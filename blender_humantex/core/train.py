@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .device import resolve_device
 from .errors import InputError, WeightsError
 from .losses import LossConfig, RefinerLoss, SamplerLoss
 from .models import ModelConfig, build_model, count_parameters, load_model, save_model
@@ -78,7 +79,7 @@ class Dist:
         self.world = int(os.environ.get("WORLD_SIZE", "1"))
         self.rank = int(os.environ.get("RANK", "0"))
         self.local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-        self.device = pick_device(device_arg, self.local_rank)
+        self.device = torch.device(resolve_device(device_arg, index=self.local_rank, mps=False))
         if self.world > 1 and not torch.distributed.is_initialized():
             backend = "nccl" if self.device.type == "cuda" else "gloo"
             torch.distributed.init_process_group(backend=backend)
@@ -94,19 +95,6 @@ class Dist:
     def close(self):
         if self.world > 1 and torch.distributed.is_initialized():
             torch.distributed.destroy_process_group()
-
-
-def pick_device(device_arg: str, local_rank: int = 0) -> torch.device:
-    if device_arg == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda", local_rank)
-        return torch.device("cpu")
-    if device_arg.startswith("cuda") and not torch.cuda.is_available():
-        raise InputError("--device cuda requested but torch sees no CUDA device", kind="no_device")
-    device = torch.device(device_arg)
-    if device.type == "cuda" and device.index is None:
-        device = torch.device("cuda", local_rank)
-    return device
 
 
 # ----------------------------------------------------------------------------- data

@@ -31,8 +31,9 @@ import numpy as np
 
 from .errors import InputError
 from .imageio import DEFAULT_MAX_PIXELS, read_raw_u8, read_rgb, write_json, write_png
-from .uv_layout import DP_GRID, LAYOUT_ID, get_layout, rasterize_triangles
+from .uv_layout import DP_GRID, LAYOUT_ID, check_size, get_layout, rasterize_triangles
 
+# The unwrap's own texture sizes, inside uv_layout's MIN_SIZE..MAX_SIZE (see working_size).
 MIN_TEXTURE_SIZE, MAX_TEXTURE_SIZE = 256, 2048
 IUV_ORDERS = ("auto", "vui", "iuv")
 N_PARTS = 24
@@ -162,12 +163,13 @@ def select_person(iuv: np.ndarray, inds: np.ndarray | None, person: int | None):
 
 
 def _check_size(size) -> int:
-    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or not (
-        MIN_TEXTURE_SIZE <= int(size) <= MAX_TEXTURE_SIZE
-    ):
-        raise InputError(f"texture size must be an integer in {MIN_TEXTURE_SIZE}..{MAX_TEXTURE_SIZE}, got {size!r}",
-                         kind="bad_size")
-    return int(size)
+    return check_size(size, low=MIN_TEXTURE_SIZE, high=MAX_TEXTURE_SIZE)
+
+
+def working_size(output_size: int) -> int:
+    """The texture size the unwrap works at for a given output size: the output size, brought into
+    MIN_TEXTURE_SIZE..MAX_TEXTURE_SIZE (the completion then resizes the partial to the output size)."""
+    return min(max(int(output_size), MIN_TEXTURE_SIZE), MAX_TEXTURE_SIZE)
 
 
 # ---------------------------------------------------------------- the mapping

@@ -30,6 +30,9 @@ import numpy as np
 from .errors import DependencyError, InputError
 
 LAYOUT_ID = "smpl_uv_v1"
+# Every texture in this package is square, size × size texels in the SMPL UV layout, with size in
+# MIN_SIZE..MAX_SIZE: the layout's sizes, the pipeline's output sizes and the camera projection's.
+# The unwrap works in a narrower range inside this one (unwrap.MIN_TEXTURE_SIZE..MAX_TEXTURE_SIZE).
 MIN_SIZE, MAX_SIZE = 64, 4096
 _BUILD_VERSION = 4  # bump when the build changes, so stale on-disk caches are ignored
 _DISK_CACHE_FROM = 1024  # sizes below this build in well under a second; no disk cache
@@ -401,23 +404,32 @@ def _load_cached(size: int) -> dict[str, np.ndarray] | None:
 
 
 def _save_cached(size: int, arrays: dict[str, np.ndarray]) -> None:
-    path = _cache_path(size)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        with open(tmp, "wb") as f:
+    from .files import atomic_write
+
+    def save(tmp):
+        with open(tmp, "wb") as f:  # a file object: np.savez would append ".npz" to a path
             np.savez(f, **arrays)
-        os.replace(tmp, path)
+
+    try:
+        atomic_write(_cache_path(size), save)
     except OSError:
         pass  # a read-only home only costs a rebuild next time
+
+
+def check_size(size, what: str = "texture size", low: int = MIN_SIZE, high: int = MAX_SIZE) -> int:
+    """`size` as an int, or InputError(kind="bad_size") when it is not an integer in low..high.
+
+    The one size check: every caller passes its range (MIN_SIZE..MAX_SIZE unless it has a narrower one).
+    """
+    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or not low <= int(size) <= high:
+        raise InputError(f"{what} must be an integer in {low}..{high}, got {size!r}", kind="bad_size")
+    return int(size)
 
 
 @functools.lru_cache(maxsize=4)
 def get_layout(size: int) -> UVLayout:
     """The SMPL UV layout at size×size texels (cached in memory; sizes ≥ 1024 also on disk)."""
-    if not isinstance(size, (int, np.integer)) or not MIN_SIZE <= int(size) <= MAX_SIZE:
-        raise InputError(f"UV size must be an integer in {MIN_SIZE}..{MAX_SIZE}, got {size!r}", kind="bad_size")
-    size = int(size)
+    size = check_size(size, what="UV size")
     arrays = _load_cached(size) if size >= _DISK_CACHE_FROM else None
     if arrays is None:
         arrays = _build(size)

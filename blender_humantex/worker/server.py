@@ -386,7 +386,7 @@ def free_memory() -> None:
 
 
 def _package_version() -> str:
-    from .. import __version__
+    from ..version import __version__
 
     return __version__
 

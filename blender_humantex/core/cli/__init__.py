@@ -27,7 +27,7 @@ SUBCOMMANDS = {
 
 
 def build_parser(argv) -> argparse.ArgumentParser:
-    from blender_humantex import __version__
+    from ...version import __version__
 
     parser = argparse.ArgumentParser(prog="humantex", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"humantex {__version__}")

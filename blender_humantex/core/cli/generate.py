@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 
+from ..device import DEVICE_HELP
 from ..errors import InputError
 from ..job import DEFAULT_SIZE, from_partial, from_photo, from_projection
 from ..pipeline import DEFAULT_WEIGHTS_DIR, MAX_SIZE, METHODS, MIN_SIZE, Pipeline
@@ -27,7 +28,7 @@ def add_arguments(name: str, parser) -> None:
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--method", choices=sorted(METHODS), default="full", help="full (sampler + refiner) or lazova (baseline)")
     parser.add_argument("--weights", default=None, help=f"weights folder (default: {DEFAULT_WEIGHTS_DIR})")
-    parser.add_argument("--device", default="auto", help="auto (cuda, mps, cpu), cpu, cuda, cuda:N or mps")
+    parser.add_argument("--device", default="auto", help=DEVICE_HELP)
     parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
 
 

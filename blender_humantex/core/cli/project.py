@@ -9,11 +9,10 @@ from ..errors import InputError
 from ..projection import (
     DEFAULT_ERODE_PX,
     DEFAULT_MAX_ANGLE_DEG,
-    MAX_TEXTURE_SIZE,
-    MIN_TEXTURE_SIZE,
     project_files,
     write_projection,
 )
+from ..uv_layout import MAX_SIZE, MIN_SIZE
 from .progress import StderrProgress
 from .unwrap import add_max_pixels_argument, positive_int
 
@@ -52,7 +51,7 @@ def add_arguments(name: str, parser) -> None:
     parser.add_argument("--photo", required=True, help="the photo, as seen through the camera")
     add_projection_arguments(parser)
     parser.add_argument("--size", type=int, default=1024,
-                        help=f"texture size in texels, {MIN_TEXTURE_SIZE}..{MAX_TEXTURE_SIZE} (default 1024)")
+                        help=f"texture size in texels, {MIN_SIZE}..{MAX_SIZE} (default 1024)")
     add_max_pixels_argument(parser)
     parser.add_argument("--out", required=True, help="output folder: partial.png, visibility.png, meta.json")
     parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
