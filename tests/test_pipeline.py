@@ -1,4 +1,4 @@
-"""core.pipeline: Pipeline.complete / complete_batch and generate() on real DensePose data.
+"""core.pipeline (Pipeline.complete / complete_batch) and core.job (files in, files out) on real DensePose data.
 
 The weights used here are RANDOM: small SamplerNet / RefinerNet / LazovaNet instances are built
 and saved as safetensors into a tmp dir at the start of the module. Everything checked (shapes,
@@ -14,6 +14,7 @@ import pytest
 import torch
 from PIL import Image
 
+from blender_humantex.core import job
 from blender_humantex.core import pipeline as pl
 from blender_humantex.core.errors import CancelledError, DependencyError, InputError, WeightsError
 from blender_humantex.core.imageio import read_rgb, write_png
@@ -190,6 +191,18 @@ def test_bad_method_and_device(pipeline, real_partial):
             pl.Pipeline(device="cuda")
 
 
+def test_one_device_resolver_for_inference_and_training():
+    from blender_humantex.core.device import resolve_device
+
+    assert resolve_device("cpu") == resolve_device(" CPU ") == "cpu"
+    assert resolve_device("auto", index=1, mps=False) in ("cpu", "cuda:1")  # training: a rank's own GPU, never mps
+    with pytest.raises(InputError, match="unknown device"):
+        resolve_device("tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(DependencyError, match="no usable CUDA"):
+            resolve_device("cuda", index=1)
+
+
 # ----------------------------------------------------------------------------- generate
 
 
@@ -208,12 +221,12 @@ def check_output_folder(out, size):
 
 def test_generate_from_partial_files(pipeline, partial_files, tmp_path):
     stages = []
-    report = pl.generate(
+    report = job.from_partial(
         pipeline, out_dir=tmp_path / "out", partial=partial_files[0], visibility=partial_files[1], size=256,
         progress=lambda stage, fraction: stages.append((stage, fraction)),
     )
     meta = check_output_folder(tmp_path / "out", 256)
-    assert set(report["outputs"]) == set(pl.OUTPUT_FILES)
+    assert set(report["outputs"]) == set(job.OUTPUT_FILES)
     assert all(p.startswith(str(tmp_path)) for p in report["outputs"].values())
     assert meta["weights"]["sampler"]["id"] == pipeline.weights_info()["sampler"]["id"]
     assert meta["input_size"] == 512 and meta["method"] == "full"
@@ -226,7 +239,7 @@ def test_generate_from_partial_files(pipeline, partial_files, tmp_path):
 def test_generate_from_photo_and_densepose(pipeline, samples, tmp_path):
     folder = samples / "densepose_pr99"
     stages = []
-    report = pl.generate(
+    report = job.from_photo(
         pipeline, out_dir=tmp_path / "out", photo=folder / "im.jpg", iuv=folder / "IUV.png", inds=folder / "INDS.png",
         size=256, progress=lambda stage, fraction: stages.append(stage),
     )
@@ -238,8 +251,8 @@ def test_generate_from_photo_and_densepose(pipeline, samples, tmp_path):
 
 
 def test_generate_lazova_writes_the_same_files(pipeline, partial_files, tmp_path):
-    pl.generate(pipeline, out_dir=tmp_path, partial=partial_files[0], visibility=partial_files[1], size=128,
-                method="lazova")
+    job.from_partial(pipeline, out_dir=tmp_path, partial=partial_files[0], visibility=partial_files[1], size=128,
+                     method="lazova")
     meta = check_output_folder(tmp_path, 128)
     assert meta["method"] == "lazova" and "lazova" in meta["weights"] and "note" in meta
 
@@ -250,19 +263,19 @@ def test_cancel_before_writing(pipeline, partial_files, tmp_path):
             raise CancelledError("cancelled by the user")
 
     with pytest.raises(CancelledError):
-        pl.generate(pipeline, out_dir=tmp_path / "out", partial=partial_files[0], visibility=partial_files[1],
-                    progress=progress)
+        job.from_partial(pipeline, out_dir=tmp_path / "out", partial=partial_files[0], visibility=partial_files[1],
+                         progress=progress)
     assert not (tmp_path / "out").exists()
 
 
 def test_generate_bad_requests(pipeline, partial_files, samples, tmp_path):
     with pytest.raises(InputError, match="either photo"):
-        pl.generate(pipeline, out_dir=tmp_path, photo=samples / "densepose_pr99" / "im.jpg",
-                    partial=partial_files[0], visibility=partial_files[1])
+        job.generate(pipeline, out_dir=tmp_path, photo=samples / "densepose_pr99" / "im.jpg",
+                     partial=partial_files[0], visibility=partial_files[1])
     with pytest.raises(InputError, match="either photo"):
-        pl.generate(pipeline, out_dir=tmp_path, partial=partial_files[0])
+        job.generate(pipeline, out_dir=tmp_path, partial=partial_files[0])
     (tmp_path / "file").write_text("x")
     with pytest.raises(InputError, match="not a folder"):
-        pl.generate(pipeline, out_dir=tmp_path / "file", partial=partial_files[0], visibility=partial_files[1])
+        job.from_partial(pipeline, out_dir=tmp_path / "file", partial=partial_files[0], visibility=partial_files[1])
     with pytest.raises(InputError, match="not found"):
-        pl.generate(pipeline, out_dir=tmp_path / "o", partial=tmp_path / "nope.png", visibility=partial_files[1])
+        job.from_partial(pipeline, out_dir=tmp_path / "o", partial=tmp_path / "nope.png", visibility=partial_files[1])

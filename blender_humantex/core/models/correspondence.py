@@ -85,8 +85,7 @@ def build_prior(textures: np.ndarray, valid: np.ndarray, chart: np.ndarray, k: i
 def save_prior(path, sources: np.ndarray, cost: np.ndarray, size: int, metadata: dict):
     from safetensors.numpy import save_file
 
-    from ..imageio import _atomic_write
-
+    from ..files import atomic_write
     from ..uv_layout import get_layout
 
     # Only chart texels have sources: store their rows (77% of the square), with 16-bit indices.
@@ -95,7 +94,7 @@ def save_prior(path, sources: np.ndarray, cost: np.ndarray, size: int, metadata:
     tensors = {"sources": sources[rows].astype(index_dtype), "cost": np.minimum(cost[rows], 6e4).astype(np.float16)}
     meta = {"format": PRIOR_FORMAT, "size": str(size), "k": str(sources.shape[1])}
     meta.update({key: str(value) for key, value in metadata.items()})
-    return _atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=meta))
+    return atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=meta))
 
 
 def load_prior(path) -> CorrespondencePrior:

@@ -43,8 +43,7 @@ def fit_pca(textures: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
 def save_pca(path, mean: np.ndarray, basis: np.ndarray, metadata: dict):
     from safetensors.numpy import save_file
 
-    from ..imageio import _atomic_write
-
+    from ..files import atomic_write
     from ..uv_layout import get_layout
 
     size = mean.shape[0]
@@ -52,7 +51,7 @@ def save_pca(path, mean: np.ndarray, basis: np.ndarray, metadata: dict):
     meta = {"format": PCA_FORMAT, "size": str(size), "k": str(basis.shape[0])}
     meta.update({key: str(value) for key, value in metadata.items()})
     tensors = {"mean": mean[chart].astype(np.float16), "basis": basis[:, chart].astype(np.float16)}
-    return _atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=meta))
+    return atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=meta))
 
 
 def load_pca(path) -> TexturePCA:

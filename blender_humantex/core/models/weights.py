@@ -40,10 +40,8 @@ def attach_data_models(model, folder):
 
 
 def current_layout_id() -> str:
-    try:
-        from ..uv_layout import LAYOUT_ID
-    except ImportError:  # core.uv_layout not landed yet; its id is fixed by the design
-        LAYOUT_ID = "smpl_uv_v1"
+    from ..uv_layout import LAYOUT_ID
+
     return LAYOUT_ID
 
 
@@ -51,7 +49,7 @@ def save_model(model, path, *, data: str, command: str, extra: dict | None = Non
     """Write `model`'s state_dict and provenance to `path` (atomically: a temp file, then rename)."""
     from safetensors.torch import save_file
 
-    from ..imageio import _atomic_write
+    from ..files import atomic_write
 
     config: ModelConfig = model.config
     metadata = {
@@ -68,7 +66,7 @@ def save_model(model, path, *, data: str, command: str, extra: dict | None = Non
             raise ValueError(f"extra metadata may not override {key!r}")
         metadata[key] = value if isinstance(value, str) else json.dumps(value)
     tensors = {name: t.detach().to("cpu").contiguous() for name, t in model.state_dict().items()}
-    return _atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
+    return atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
 
 
 def read_metadata(path) -> dict:
