@@ -80,9 +80,11 @@ def test_config_validation_and_json_round_trip():
         RefinerNet(SMALL["sampler"])
 
 
-def test_refiner_has_nine_bottleneck_blocks_and_sampler_is_residual_between_first_and_last():
+def test_refiner_bottleneck_blocks_and_sampler_is_residual_between_first_and_last():
     refiner = RefinerNet()
-    assert len(refiner.unet.bottleneck) == 9
+    # the shipped CPU-sized refiner has 6 bottleneck blocks; the paper's 9 is one config field away
+    assert len(refiner.unet.bottleneck) == refiner.config.n_res == 6
+    assert len(RefinerNet(ModelConfig(kind="refiner", n_res=9)).unet.bottleneck) == 9
     sampler = SamplerNet()
     inner = [*sampler.unet.downs, *sampler.unet.bottleneck, *sampler.unet.ups]
     assert inner and all(type(m).__name__ in ("Down", "Up", "ResBlock") for m in inner)

@@ -19,6 +19,7 @@ from blender_humantex.core import pipeline as pl
 from blender_humantex.core.errors import CancelledError, DependencyError, InputError, WeightsError
 from blender_humantex.core.imageio import read_rgb, write_png
 from blender_humantex.core.models import LazovaNet, ModelConfig, RefinerNet, SamplerNet, save_model
+from blender_humantex.core.uv_layout import get_layout
 
 SMALL = {
     "sampler": ModelConfig(kind="sampler", ngf=8, n_down=2, n_res=1, net_size=64),
@@ -75,7 +76,8 @@ def test_complete_layers_shapes_ranges_and_equations(pipeline, real_partial):
         assert layers[name].shape == (512, 512) and layers[name].dtype == np.float32
     for array in layers.values():
         assert array.min() >= 0 and array.max() <= 1
-    seen = visibility == 1
+    chart = get_layout(512).chart_mask
+    seen = (visibility == 1) & chart  # outside the charts every layer is padded (test_outside_the_charts_...)
     assert np.array_equal(layers["sample"][seen], partial[seen])
     assert np.array_equal(layers["partial"], partial)
     m = layers["mask"][..., None]
@@ -102,7 +104,23 @@ def test_lazova_method(pipeline, real_partial):
     layers = pipeline.complete(*real_partial, size=256, method="lazova")
     assert np.array_equal(layers["final"], layers["refine"])
     assert not layers["mask"].any()
-    assert np.array_equal(layers["sample"], layers["partial"])
+    chart = get_layout(256).chart_mask
+    assert np.array_equal(layers["sample"][chart], layers["partial"][chart])
+
+
+def test_outside_the_charts_layers_are_padded_with_chart_colours(pipeline, real_partial):
+    """No black or noise outside the UV charts: each texel there repeats its nearest chart texel, so
+    filtering and mipmaps in Blender show no dark seams."""
+    from blender_humantex.core.padding import nearest_chart_texel
+
+    layers = pipeline.complete(*real_partial, size=256)
+    chart = get_layout(256).chart_mask
+    nearest = nearest_chart_texel(256)
+    assert chart[np.unravel_index(nearest, chart.shape)].all()
+    for name in ("final", "sample", "refine", "mask"):
+        flat = layers[name].reshape(256 * 256, -1)
+        np.testing.assert_array_equal(flat, flat[nearest])
+    assert (layers["final"][~chart].max(axis=-1) > 0.02).mean() > 0.99  # not black
 
 
 def test_weights_are_loaded_once_and_described(weights_dir, real_partial):

@@ -37,16 +37,43 @@ def assert_same_weights(a, b, atol=0.0):
 
 
 @pytest.fixture(scope="module")
-def sampler_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("sampler")
-    assert train("sampler", out, "--iters", "3", "--mirror", "--sample-every", "3") == 0
+def data_models(tmp_path_factory):
+    """The correspondence prior and texture PCA, built by the real command from the real training
+    textures in ../shared/data, at a small size so it takes seconds."""
+    out = tmp_path_factory.mktemp("data_models")
+    assert main(["train", "prior", "--out", str(out), "--prior-size", "64", "--prior-k", "8",
+                 "--pca-size", "64", "--pca-k", "8", "--threads", "1"]) == 0
     return out
+
+
+@pytest.fixture(scope="module")
+def sampler_run(tmp_path_factory, data_models):
+    out = tmp_path_factory.mktemp("sampler")
+    assert train("sampler", out, "--iters", "3", "--mirror", "--sample-every", "3", "--data-models", str(data_models)) == 0
+    return out
+
+
+def test_prior_command_builds_the_data_models_from_the_training_split(data_models):
+    from blender_humantex.core.data.textures import texture_files
+    from blender_humantex.core.models.correspondence import load_prior
+    from blender_humantex.core.models.texture_pca import load_pca
+    from blender_humantex.core.models.weights import PCA_FILE, PRIOR_FILE
+
+    prior, pca = load_prior(data_models / PRIOR_FILE), load_pca(data_models / PCA_FILE)
+    assert prior.size == 64 and prior.k == 8 and pca.size == 64 and pca.basis.shape[0] == 8
+    used = set(prior.metadata["textures"].split(","))
+    validation = {p.stem for p in texture_files("validation")}
+    assert len(used) == 84 + 9 and not used & validation  # the validation split is never trained on
+    assert not any("texture-00000" in name or "texture-00005" in name for name in used)  # dev textures neither
+    assert "mirror" in prior.metadata["data"] and "SMPLitex" in pca.metadata["data"]
+    assert prior.metadata["command"].startswith("humantex train prior --out ")
 
 
 def test_sampler_run_exports_weights_with_provenance(sampler_run):
     path = sampler_run / "sampler.safetensors"
     model = load_model(path, "sampler")
-    assert model.config.ngf == 4 and model.config.mirror
+    assert model.config.ngf == 4 and model.config.mirror and model.config.grid_prior == "correspondence"
+    assert model.prior is not None  # the run folder is a complete weights folder: the prior travels with it
     meta = read_metadata(path)
     assert meta["command"].startswith("humantex train sampler --out ")
     assert meta["iterations"] == "3"
@@ -76,7 +103,7 @@ def test_resume_equals_uninterrupted_run(tmp_path):
 def test_refiner_trains_on_a_frozen_sampler(sampler_run, tmp_path):
     before = tensors(sampler_run / "sampler.safetensors")
     assert train("refiner", tmp_path, "--iters", "2", "--sampler", str(sampler_run / "sampler.safetensors"),
-                 "--sample-every", "2") == 0
+                 "--sample-every", "2", "--data-models", str(sampler_run)) == 0
     model = load_model(tmp_path / "refiner.safetensors", "refiner")
     assert model.config.n_res == 1
     meta = read_metadata(tmp_path / "refiner.safetensors")
@@ -141,3 +168,18 @@ def test_processes_split_the_global_batch():
         step_single = single[step * 4 : step * 4 + 4]
         assert sorted(ranks[0][step * 2 : step * 2 + 2] + ranks[1][step * 2 : step * 2 + 2]) == step_single
     assert list(IndexedFrom(2, 3, batch=4, rank=0, world=1)) == single[8:]  # resuming at step 2
+
+
+def test_real_data_refiner_on_crops_without_adversary(data_models, tmp_path):
+    """The shipped recipe: real textures, the prior-only sampler, PCA input, 10·L1 + LPIPS on crops."""
+    assert train("refiner", tmp_path, "--iters", "2", "--data", "real", "--data-models", str(data_models),
+                 "--no-adversarial", "--crop", "32", "--cache", "4", "--sample-every", "2") == 0
+    model = load_model(tmp_path / "refiner.safetensors", "refiner")
+    assert model.config.pca_input and model.pca is not None
+    meta = read_metadata(tmp_path / "refiner.safetensors")
+    assert "SMPLitex" in meta["data"] and "no dev textures" in meta["data"]
+    cfg = json.loads(meta["train_config"])
+    assert cfg["crop"] == 32 and cfg["loss"]["adversarial"] is False
+    log = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert set(log[0]) >= {"l1", "lpips"} and "gan" not in log[0]
+    assert (tmp_path / "samples" / "step_000002.png").is_file()

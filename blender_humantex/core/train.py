@@ -434,6 +434,16 @@ class Trainer:
     def export(self, wall_time_s: float) -> Path | None:
         if not self.dist.main:
             return None
+        if self.cfg.data_models:
+            # The run folder becomes a complete weights folder: the closed-form models travel with the network.
+            import shutil
+
+            from .models.weights import PCA_FILE, PRIOR_FILE
+
+            for name in (PRIOR_FILE, PCA_FILE):
+                source, copy = Path(self.cfg.data_models) / name, self.out / name
+                if source.is_file() and source.resolve() != copy.resolve():
+                    shutil.copy2(source, copy)
         extra = {
             "train_config": self.cfg.to_dict(),
             "iterations": str(self.step),
@@ -502,7 +512,7 @@ class Trainer:
 
 
 def build_data_models(out, prior_size: int = 128, prior_k: int = 64, pca_size: int = 128, pca_k: int = 64,
-                      pca_ridge: float = 0.03, command: str = "") -> dict:
+                      pca_ridge: float = 0.03, command: str = "", data_dir=None) -> dict:
     """`humantex train prior`: the correspondence prior and the texture PCA, in closed form, from the real
     training split (each texture also mirrored through the UV mirror table). Writes PRIOR_FILE, PCA_FILE."""
     from .data.textures import DATA_CREDIT, load_textures
@@ -515,7 +525,7 @@ def build_data_models(out, prior_size: int = 128, prior_k: int = 64, pca_size: i
     out.mkdir(parents=True, exist_ok=True)
 
     def with_mirrors(split, size):
-        textures, valid, names = load_textures(split, size)
+        textures, valid, names = load_textures(split, size, data_dir)
         layout = get_layout(size)
         mirrored = np.stack([mirror_image(t, layout, fill=t) for t in textures])
         mirrored_valid = np.stack([mirror_image(v.astype(np.float32), layout, fill=0.0) > 0.5 for v in valid])

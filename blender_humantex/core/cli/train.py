@@ -8,6 +8,7 @@ from pathlib import Path
 
 import torch
 
+from ..errors import InputError
 from ..losses import LossConfig
 from ..models import count_parameters
 from ..train import Dist, TrainConfig, Trainer, build_data_models, command_line, config_from_args
@@ -39,6 +40,10 @@ def add_arguments(name, parser) -> None:
     parser.add_argument("--no-adversarial", action="store_true",
                         help="refiner/lazova: 10·L1 + 1·LPIPS only (no discriminator, perceptual or FM terms)")
     parser.add_argument("--pca-ridge", type=float, default=0.03, help="prior: ridge of the PCA conditional mean")
+    parser.add_argument("--prior-size", type=int, default=128, help="prior: atlas resolution of the correspondence prior")
+    parser.add_argument("--prior-k", type=int, default=64, help="prior: sources kept per texel")
+    parser.add_argument("--pca-size", type=int, default=128, help="prior: atlas resolution of the texture PCA")
+    parser.add_argument("--pca-k", type=int, default=64, help="prior: principal components kept")
     parser.add_argument("--sampler", help="refiner: the trained, frozen sampler weights")
     parser.add_argument("--resume", action="store_true", help="continue from --out's last checkpoint")
     parser.add_argument("--sample-every", type=int, default=d.sample_every, help="write a preview grid every N steps")
@@ -63,7 +68,11 @@ def run(name, args) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.kind == "prior":
-        result = build_data_models(args.out, pca_ridge=args.pca_ridge, command=command_line(args))
+        for flag in ("prior_size", "prior_k", "pca_size", "pca_k"):
+            if getattr(args, flag) < 1:
+                raise InputError(f"--{flag.replace('_', '-')} must be >= 1", kind="bad_argument")
+        result = build_data_models(args.out, prior_size=args.prior_size, prior_k=args.prior_k, pca_size=args.pca_size,
+                                   pca_k=args.pca_k, pca_ridge=args.pca_ridge, command=command_line(args))
         print(f"[humantex] wrote {result['prior']} ({result['prior_s']:.0f} s) and {result['pca']} "
               f"({result['pca_s']:.0f} s)", file=sys.stderr, flush=True)
         return 0

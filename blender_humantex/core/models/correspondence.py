@@ -153,7 +153,9 @@ def select_sources(prior_sources, prior_cost, seen, slots: int, temperature: flo
     cost = prior_cost.expand(n, -1, -1).gather(-1, order)
     ok = seen_source.gather(-1, order)
     best = torch.where(ok, cost, torch.full_like(cost, float("inf"))).amin(-1, keepdim=True)
-    weight = torch.exp(-(cost - best).clamp_min(0) / temperature) * ok
+    # (a texel with no seen source has best = inf; where() keeps inf − inf out of the arithmetic)
+    excess = torch.where(ok, cost - best, torch.zeros_like(cost)).clamp_min(0)
+    weight = torch.where(ok, torch.exp(-excess / temperature), torch.zeros_like(cost))
     return index, weight
 
 
