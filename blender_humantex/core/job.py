@@ -25,10 +25,11 @@ import numpy as np
 from ..version import __version__
 from .errors import HumantexError, InputError
 from .imageio import to_u8
-from .pipeline import LAYER_NAMES, VISIBLE_EPS, Pipeline, check_method, check_size
+from .layers import LAYERS
+from .pipeline import VISIBLE_EPS, Layers, Pipeline, check_method, check_size
 from .uv_layout import LAYOUT_ID
 
-OUTPUT_FILES = {name: f"{name}.png" for name in LAYER_NAMES} | {"meta": "meta.json", "sheet": "sheet.png"}
+OUTPUT_FILES = {layer.name: layer.file for layer in LAYERS} | {"meta": "meta.json", "sheet": "sheet.png"}
 DEFAULT_SIZE = 1024
 LAZOVA_NOTE = "baseline (Lazova et al. 2019 style): final = refine = direct prediction, mask = 0, sample = partial"
 
@@ -143,13 +144,13 @@ class _Job:
         meta = {
             "version": __version__,
             "method": self.method,
-            "size": layers["final"].shape[0],
+            "size": layers.final.shape[0],
             "input_size": int(np.asarray(partial_texture).shape[0]),
             "device": self.pipeline.device,
             "uv_layout": LAYOUT_ID,
             "weights": self.pipeline.weights_meta(self.method),
             "inputs": {k: str(Path(v).resolve()) for k, v in inputs.items() if v is not None},
-            "visible_fraction": float((layers["visibility"] > VISIBLE_EPS).mean()),
+            "visible_fraction": float((layers.visibility > VISIBLE_EPS).mean()),
             **(extra_meta or {}),
         }
         if self.method == "lazova":
@@ -159,16 +160,16 @@ class _Job:
         return {"outputs": {k: str(Path(v).resolve()) for k, v in outputs.items()}, "timings": meta["timings"],
                 "meta": meta}
 
-    def _write(self, layers: dict, meta: dict, photo, started: float) -> dict:
+    def _write(self, layers: Layers, meta: dict, photo, started: float) -> dict:
         from . import imageio
         from .sheet import contact_sheet
 
         outputs = {}
         try:
             self.out_dir.mkdir(parents=True, exist_ok=True)
-            for k, name in enumerate(LAYER_NAMES):
-                outputs[name] = imageio.write_png(self.out_dir / OUTPUT_FILES[name], layers[name])
-                self.report("write", (k + 1) / (len(LAYER_NAMES) + 2))
+            for k, layer in enumerate(LAYERS):
+                outputs[layer.name] = imageio.write_png(self.out_dir / layer.file, getattr(layers, layer.name))
+                self.report("write", (k + 1) / (len(LAYERS) + 2))
             sheet = contact_sheet(layers, photo=photo)
             outputs["sheet"] = imageio.write_png(self.out_dir / OUTPUT_FILES["sheet"], sheet)
             self.timings["write"] = time.perf_counter() - started
