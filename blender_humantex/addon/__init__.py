@@ -20,6 +20,7 @@ _classes = (
     properties.HumantexSettings,
     operators.HUMANTEX_OT_generate,
     operators.HUMANTEX_OT_cancel,
+    operators.HUMANTEX_OT_photo_to_camera,
     operators.HUMANTEX_OT_preview_layer,
     panel.HUMANTEX_PT_generate,
     panel.HUMANTEX_PT_layers,

@@ -16,7 +16,7 @@ import time
 import bpy
 
 from ..worker.protocol import GenerateRequest
-from . import materials
+from . import materials, projection
 from .preferences import get_client, worker_settings
 
 SMPL_VERTEX_COUNT = 6890
@@ -61,12 +61,14 @@ def target_problem(obj) -> str | None:
     return None
 
 
-def topology_warning(obj) -> str | None:
-    """A mesh other than SMPL's gets a texture in SMPL's UV layout: say so, don't refuse."""
+def topology_warning(obj, source: str = "PHOTO") -> str | None:
+    """A mesh other than SMPL's: say what it gets, don't refuse."""
     if obj is None or obj.type != "MESH":
         return None
     count = len(obj.data.vertices)
     if count != SMPL_VERTEX_COUNT:
+        if source == "CAMERA":
+            return f"{count} vertices, not SMPL's: unless its UV map is SMPL's, filled classically (no networks)"
         return f"{count} vertices, not SMPL's {SMPL_VERTEX_COUNT}: the texture uses the SMPL UV layout"
     return None
 
@@ -85,19 +87,35 @@ def resolve_output_dir(base: str, object_name: str) -> tuple[str, bool]:
     return os.path.normpath(folder), force_pack
 
 
-def build_request(obj, request: GenerateRequest, output_dir: str) -> tuple[GenerateRequest, bool]:
-    """Check the inputs here, with messages about Blender things, before the worker sees them."""
+def build_request(obj, request: GenerateRequest, output_dir: str, scene=None, depsgraph=None) -> tuple[GenerateRequest, bool]:
+    """Check the inputs here, with messages about Blender things, before the worker sees them.
+
+    With a scene (camera projection), the object's evaluated mesh and the scene camera are written
+    into the object's output folder (inputs/mesh.npz, inputs/camera.json) for the worker.
+    """
     problem = target_problem(obj)
     if problem:
         raise _input_error(problem, "bad_target")
-    for key, label in (("photo", "photo"), ("iuv", "DensePose IUV image")):
+    required = (("photo", "photo"),) if scene is not None else (("photo", "photo"), ("iuv", "DensePose IUV image"))
+    for key, label in required:
         if not getattr(request, key):
             raise _input_error(f"choose a {label}", "missing_input")
-    for key in ("photo", "iuv", "inds"):
+    for key in ("photo", "iuv", "inds", "mask"):
         path = getattr(request, key)
         if path and not os.path.isfile(path):
             raise _input_error(f"{key} file not found: {path}", "missing_file")
     out_dir, force_pack = resolve_output_dir(output_dir, obj.name)
+    if scene is not None:
+        problem = projection.camera_problem(scene)
+        if problem:
+            raise _input_error(problem, "no_camera")
+        try:
+            mesh_path, camera_path = projection.write_inputs(obj, scene, depsgraph, out_dir)
+        except ValueError as e:
+            raise _input_error(str(e), "bad_target") from None
+        except OSError as e:
+            raise _input_error(f"cannot write the projection inputs to {out_dir}: {e.strerror or e}", "bad_output") from None
+        request = dataclasses.replace(request, mesh=mesh_path, camera=camera_path)
     return dataclasses.replace(request, out_dir=out_dir), force_pack
 
 
@@ -120,11 +138,12 @@ class GenerationTask:
         settings = worker_settings(context, **overrides)
         obj = context.active_object if obj is None else obj
         props = context.scene.humantex
+        scene = None
         if request is None:
-            if props.source != "PHOTO":
-                raise _input_error("camera projection is not available yet: use a photo", "unsupported")
             request = props.request()
-        request, force_pack = build_request(obj, request, settings.output_dir)
+            scene = context.scene if props.source == "CAMERA" else None
+        depsgraph = context.evaluated_depsgraph_get() if scene is not None else None
+        request, force_pack = build_request(obj, request, settings.output_dir, scene, depsgraph)
         return cls(obj.name, request, settings, settings.pack_images or force_pack)
 
     # -- non-blocking (modal) --
@@ -206,6 +225,8 @@ class HUMANTEX_OT_generate(bpy.types.Operator):
 
     def _done(self, context, scene, task, material):
         message = f"{material.name}: {task.request.size}px texture from {os.path.basename(task.request.photo)}"
+        if ((task.result or {}).get("meta") or {}).get("uv_layout") == "mesh":
+            message += " (UV map not SMPL's: filled classically, no networks)"
         _set_status(context, scene.humantex, stage="done", fraction=1.0, message=message)
         self.report({"INFO"}, message)
         return {"FINISHED"}
@@ -279,6 +300,40 @@ class HUMANTEX_OT_generate(bpy.types.Operator):
         if context.workspace is not None:
             context.workspace.status_text_set(f"HumanTex: {task.stage} {int(100 * task.fraction)}%  (Esc to cancel)")
         return {"PASS_THROUGH"}
+
+
+class HUMANTEX_OT_photo_to_camera(bpy.types.Operator):
+    """Show the photo as the scene camera's background and set the render size to the photo's,
+    so you can pose the mesh onto the photo through the camera"""
+
+    bl_idname = "humantex.photo_to_camera"
+    bl_label = "Photo as Camera Background"
+    bl_options = {"REGISTER", "UNDO"}
+
+    @classmethod
+    def poll(cls, context):
+        return context.scene is not None and projection.camera_problem(context.scene) is None
+
+    def execute(self, context):
+        props = context.scene.humantex
+        path = bpy.path.abspath(props.photo) if props.photo else ""
+        if not path or not os.path.isfile(path):
+            message = "choose a photo first" if not path else f"photo file not found: {path}"
+            _set_status(context, props, error=message)
+            self.report({"ERROR"}, message)
+            return {"CANCELLED"}
+        try:
+            image = projection.set_background_photo(context.scene, path)
+        except RuntimeError as e:  # bpy.data.images.load on a file that is not an image
+            message = f"cannot load the photo: {' '.join(str(e).split())}"
+            _set_status(context, props, error=message)
+            self.report({"ERROR"}, message)
+            return {"CANCELLED"}
+        width, height = image.size
+        message = f"{image.name} behind camera {context.scene.camera.name}; render size {width}x{height}"
+        _set_status(context, props, message=message)
+        self.report({"INFO"}, message)
+        return {"FINISHED"}
 
 
 class HUMANTEX_OT_cancel(bpy.types.Operator):

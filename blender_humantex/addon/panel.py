@@ -6,6 +6,7 @@ import bpy
 
 from . import materials
 from .operators import running_task, target_problem, topology_warning
+from .projection import camera_problem
 
 
 class HUMANTEX_PT_generate(bpy.types.Panel):
@@ -25,16 +26,21 @@ class HUMANTEX_PT_generate(bpy.types.Panel):
         problem = target_problem(obj)
         if problem:
             box.label(text=problem, icon="ERROR")
-        elif warning := topology_warning(obj):
+        elif warning := topology_warning(obj, props.source):
             box.label(text=warning, icon="INFO")
 
         col = layout.column()
         col.prop(props, "source")
         if props.source == "CAMERA":
-            # Placeholder for the camera-projection source (the mesh seen through the active camera).
-            row = col.row()
-            row.enabled = False
-            row.label(text="Camera projection: not available yet", icon="CAMERA_DATA")
+            cam_problem = camera_problem(context.scene)
+            if cam_problem:
+                col.label(text=cam_problem, icon="ERROR")
+                problem = problem or cam_problem
+            else:
+                col.label(text=f"Camera: {context.scene.camera.name}", icon="CAMERA_DATA")
+            col.prop(props, "photo")
+            col.prop(props, "mask")
+            col.operator("humantex.photo_to_camera", icon="IMAGE_BACKGROUND")
         else:
             col.prop(props, "photo")
             col.prop(props, "iuv")
@@ -52,7 +58,7 @@ class HUMANTEX_PT_generate(bpy.types.Panel):
         else:
             row = layout.row()
             row.scale_y = 1.4
-            row.enabled = problem is None and props.source == "PHOTO"
+            row.enabled = problem is None
             row.operator("humantex.generate", icon="TEXTURE")
         if props.error:
             layout.label(text=props.error, icon="ERROR")

@@ -21,7 +21,7 @@ IUV_ORDER_ITEMS = (
 
 SOURCE_ITEMS = (
     ("PHOTO", "Photo + DensePose", "A photo of the person and its DensePose IUV image"),
-    ("CAMERA", "Camera projection", "Project the active camera's view onto the mesh (not available yet)"),
+    ("CAMERA", "Camera projection", "Project the photo, seen through the scene camera, onto the posed mesh (no DensePose)"),
 )
 
 
@@ -38,6 +38,11 @@ class HumantexSettings(bpy.types.PropertyGroup):
         name="Person", description="Person index in the INDS map; 0 takes the largest person", default=0, min=0
     )
     iuv_order: bpy.props.EnumProperty(name="IUV Order", items=IUV_ORDER_ITEMS, default="DEFAULT")
+    mask: bpy.props.StringProperty(
+        name="Mask",
+        description="Optional person mask for the photo (white = person); without one a photo's alpha is used",
+        subtype="FILE_PATH",
+    )
     size: bpy.props.EnumProperty(name="Size", items=SIZE_ITEMS, default="1024")
 
     # What the panel shows about the last or running generation. Whether one is running is
@@ -48,7 +53,14 @@ class HumantexSettings(bpy.types.PropertyGroup):
     error: bpy.props.StringProperty()
 
     def request(self) -> GenerateRequest:
-        """The worker request these inputs stand for (paths absolute, defaults left out, no out_dir yet)."""
+        """The worker request these inputs stand for (paths absolute, defaults left out, no out_dir yet;
+        camera projection's mesh and camera files are written when the job starts)."""
+        if self.source == "CAMERA":
+            return GenerateRequest(
+                photo=bpy.path.abspath(self.photo) if self.photo else None,
+                mask=bpy.path.abspath(self.mask) if self.mask else None,
+                size=int(self.size),
+            )
         return GenerateRequest(
             photo=bpy.path.abspath(self.photo) if self.photo else None,
             iuv=bpy.path.abspath(self.iuv) if self.iuv else None,

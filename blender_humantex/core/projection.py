@@ -5,7 +5,7 @@ texel of the mesh's UV map that the camera sees takes the photo's colour there.
 
     mesh = load_mesh("body.obj")                       # or MeshData(vertices, triangles, corner_uvs)
     camera = load_camera("camera.json")                # Blender's camera model or OpenCV's K, R, t
-    result = project(mesh, camera, photo, mask=None, size=1024)   # -> unwrap.PartialTexture
+    result = project(mesh, camera, photo, mask=None, size=1024)   # -> ProjectedTexture
 
 Cameras. One internal model, OpenCV's pinhole: x_cam = R @ x_world + t, camera looking down +z,
 x right, y down; pixel = K @ x_cam / z, with pixel centres at integer coordinates (the top-left
@@ -48,6 +48,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import InputError
+from .unwrap import PartialTexture
 from .uv_layout import LAYOUT_ID, check_size
 
 DEFAULT_ERODE_PX = 2
@@ -463,6 +464,15 @@ def _depth_edges(inv_z: np.ndarray) -> np.ndarray:
 # ---------------------------------------------------------------- the projection
 
 
+@dataclass
+class ProjectedTexture(PartialTexture):
+    """unwrap's PartialTexture (partial, visibility, meta) plus what only a projection knows."""
+
+    geometric: np.ndarray | None = None  # bool S×S: the exact depth-and-facing visibility, before margins
+    # bool S×S: texels the mesh's UV map covers; project_files sets it when the map is not SMPL's (for the fill)
+    chart_mask: np.ndarray | None = None
+
+
 def _as_photo(photo) -> np.ndarray:
     from .unwrap import _as_photo as as_photo
 
@@ -488,14 +498,13 @@ def project(mesh: MeshData, camera: Camera, photo, mask=None, size: int = 1024, 
     """Project `photo` (H×W×3, float [0, 1] or uint8, seen through `camera`) onto the mesh's UV map.
 
     camera must be for the photo's size (load_camera / camera_from_dict fit it). mask: optional
-    H×W person mask (bool, or float/uint8 where ≥ half is the person). Returns an
-    unwrap.PartialTexture: partial float32 size×size×3 (unseen texels 0), visibility float32 {0, 1},
+    H×W person mask (bool, or float/uint8 where ≥ half is the person). Returns a
+    ProjectedTexture: partial float32 size×size×3 (unseen texels 0), visibility float32 {0, 1},
     meta (coverage, counts, timings; `geometric` holds the exact depth-and-facing visibility before
     the grazing and silhouette margins, for diagnostics).
     """
     import cv2
 
-    from .unwrap import PartialTexture
     from .uv_layout import rasterize_triangles
 
     timings = {}
@@ -653,9 +662,8 @@ def project(mesh: MeshData, camera: Camera, photo, mask=None, size: int = 1024, 
         "person_mask": person is not None,
         "timings_ms": {k: round(v, 2) for k, v in timings.items()},
     }
-    result = PartialTexture(partial=partial.astype(np.float32, copy=False), visibility=visibility, meta=meta)
-    result.geometric = geometric_map  # exact depth + facing visibility (diagnostics, tests)
-    return result
+    return ProjectedTexture(partial=partial.astype(np.float32, copy=False), visibility=visibility, meta=meta,
+                            geometric=geometric_map)
 
 
 # ---------------------------------------------------------------- files
@@ -695,6 +703,8 @@ def project_files(mesh_path, camera_path, photo_path, mask_path=None, size: int 
     meta = result.meta
     iou = smpl_layout_iou(mesh.corner_uvs)
     meta["uv_layout"] = LAYOUT_ID if iou >= SMPL_LAYOUT_MIN_IOU else "mesh"
+    if meta["uv_layout"] == "mesh":
+        result.chart_mask = uv_chart_mask(mesh.corner_uvs, result.size)
     meta["smpl_layout_iou"] = round(iou, 4)
     meta["photo"] = str(photo_path)
     meta["mesh_file"] = str(mesh_path)

@@ -19,7 +19,7 @@ SUBCOMMANDS = {
     "unwrap": ("unwrap", "DensePose IUV + photo -> partial SMPL-UV texture + visibility"),
     "project": ("project", "photo + posed mesh + camera -> partial texture + visibility"),
     "complete": ("generate", "partial texture + visibility -> complete texture (all layers)"),
-    "generate": ("generate", "photo + IUV -> complete texture (unwrap, then complete)"),
+    "generate": ("generate", "photo + IUV, or photo + mesh + camera -> complete texture (unwrap or project, then complete)"),
     "train": ("train", "train sampler | refiner | lazova"),
     "evaluate": ("evaluate", "LPIPS / PSNR / SSIM table (the paper's Table 1)"),
     "worker": ("worker", "serve JSON-lines requests on stdin/stdout"),

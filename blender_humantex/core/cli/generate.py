@@ -1,13 +1,16 @@
-"""`humantex generate` (photo + IUV) and `humantex complete` (partial + visibility): every layer to files."""
+"""`humantex generate` (photo + IUV, or photo + mesh + camera) and `humantex complete` (partial +
+visibility): every layer to files."""
 
 from __future__ import annotations
 
 import os
 
 from ..device import DEVICE_HELP
-from ..job import DEFAULT_SIZE, from_partial, from_photo
+from ..errors import InputError
+from ..job import DEFAULT_SIZE, from_partial, from_photo, from_projection
 from ..pipeline import DEFAULT_WEIGHTS_DIR, MAX_SIZE, METHODS, MIN_SIZE, Pipeline
 from .progress import StderrProgress
+from .project import add_projection_arguments, projection_options
 from .unwrap import add_max_pixels_argument, add_unwrap_arguments
 
 
@@ -18,7 +21,8 @@ def add_arguments(name: str, parser) -> None:
         add_max_pixels_argument(parser)
         size_default, size_help = None, "default: the input's size"
     else:
-        add_unwrap_arguments(parser)  # --photo, --iuv, --inds, --person, ... as `humantex unwrap`
+        add_unwrap_arguments(parser, iuv_required=False)  # --photo, --iuv, --inds, ... as `humantex unwrap`
+        add_projection_arguments(parser.add_argument_group("camera projection (instead of --iuv)"), required=False)
         size_default, size_help = DEFAULT_SIZE, f"default: {DEFAULT_SIZE}"
     parser.add_argument("--size", type=int, default=size_default, help=f"output size {MIN_SIZE}..{MAX_SIZE} ({size_help})")
     parser.add_argument("--out", required=True, help="output folder")
@@ -34,6 +38,15 @@ def run(name: str, args) -> int:
                   max_pixels=args.max_pixels)
     if name == "complete":
         report = from_partial(pipeline, partial=args.partial, visibility=args.visibility, **common)
+    elif args.mesh or args.camera:
+        if not (args.mesh and args.camera) or args.iuv or args.inds:
+            raise InputError("camera projection takes --photo, --mesh and --camera (no --iuv or --inds)",
+                             kind="missing_input")
+        report = from_projection(pipeline, photo=args.photo, mesh=args.mesh, camera=args.camera, mask=args.mask,
+                                 projection_options=projection_options(args), **common)
+    elif not args.iuv:
+        raise InputError("generate needs --iuv (DensePose), or --mesh and --camera (camera projection)",
+                         kind="missing_input")
     else:
         report = from_photo(
             pipeline, photo=args.photo, iuv=args.iuv, inds=args.inds, person=args.person, iuv_order=args.iuv_order,

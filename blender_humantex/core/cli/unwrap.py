@@ -40,10 +40,11 @@ def _erode_arg(text: str) -> int | None:
     return value
 
 
-def add_unwrap_arguments(parser) -> None:
-    """The unwrap inputs, shared by `humantex unwrap` and `humantex generate`."""
+def add_unwrap_arguments(parser, iuv_required: bool = True) -> None:
+    """The unwrap inputs, shared by `humantex unwrap` and `humantex generate` (where --mesh and
+    --camera may stand in for --iuv)."""
     parser.add_argument("--photo", required=True, help="photo of the person (JPEG/PNG/...; EXIF orientation applied)")
-    parser.add_argument("--iuv", required=True, help="DensePose IUV image of the photo")
+    parser.add_argument("--iuv", required=iuv_required, help="DensePose IUV image of the photo")
     parser.add_argument("--inds", default=None, help="DensePose INDS person-index image (optional)")
     parser.add_argument("--person", type=int, default=None,
                         help="person index in INDS to unwrap (default: the largest person)")
