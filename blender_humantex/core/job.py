@@ -63,11 +63,9 @@ def from_photo(
         extra["unwrap"] = _plain(unwrapped.meta)
     # The photo as the unwrap read it, for the contact sheet: 8-bit, a quarter of the float copy.
     photo_u8 = to_u8(unwrapped.photo)
-    partial_texture, vis = unwrapped.partial, unwrapped.visibility
-    del unwrapped
-    return job.complete_and_write(
-        partial_texture, vis, inputs={"photo": photo, "iuv": iuv, "inds": inds}, extra_meta=extra, photo=photo_u8
-    )
+    unwrapped.photo = None
+    return job.complete_and_write(unwrapped.partial, unwrapped.visibility, inputs={"photo": photo, "iuv": iuv, "inds": inds},
+                                  extra_meta=extra, photo=photo_u8)
 
 
 def from_partial(
@@ -125,21 +123,13 @@ def from_projection(
                                   max_pixels=max_pixels, progress=project_progress, **dict(projection_options or {}))
     inputs = {"photo": photo, "mesh": mesh, "camera": camera, "mask": mask}
     extra = {"projection": _plain(projected.meta)}
-    photo_u8 = _photo_for_sheet(photo, max_pixels)
+    photo_u8 = to_u8(projected.photo)  # as the projection read it, for the contact sheet
+    projected.photo = None
     if projected.chart_mask is None:  # SMPL's layout: the networks complete it
         return job.complete_and_write(projected.partial, projected.visibility, inputs=inputs, extra_meta=extra,
                                       photo=photo_u8)
     return job.fill_and_write(projected.partial, projected.visibility, projected.chart_mask, inputs=inputs,
                               extra_meta=extra, photo=photo_u8)
-
-
-def _photo_for_sheet(photo, max_pixels):
-    from .imageio import DEFAULT_MAX_PIXELS, read_rgb
-
-    try:
-        return to_u8(read_rgb(photo, max_pixels=max_pixels or DEFAULT_MAX_PIXELS))
-    except InputError:
-        return None  # the projection read it already; a sheet without it is still useful
 
 
 def classical_layers(partial_texture, visibility, chart_mask) -> Layers:

@@ -26,11 +26,11 @@ import numpy as np
 
 from .device import resolve_device
 from .errors import HumantexError, InputError, WeightsError
+from .files import DEFAULT_WEIGHTS_DIR
 from .layers import LAYER_NAMES
 from .uv_layout import MAX_SIZE, MIN_SIZE
 from .uv_layout import check_size as check_texture_size
 
-DEFAULT_WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 WEIGHT_FILES = {"sampler": "sampler.safetensors", "refiner": "refiner.safetensors", "lazova": "lazova.safetensors"}
 METHODS = {"full": ("sampler", "refiner"), "lazova": ("lazova",)}
 BATCH_CHUNK = 4  # textures per forward pass in complete_batch; bounds memory at large sizes

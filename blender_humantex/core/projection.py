@@ -710,6 +710,7 @@ def project_files(mesh_path, camera_path, photo_path, mask_path=None, size: int 
     meta["mesh_file"] = str(mesh_path)
     meta["camera_file"] = str(camera_path)
     meta["mask"] = mask_from
+    result.photo = photo
     if tuple(expected) != (width, height):
         same_aspect = abs((width / height) / (expected[0] / expected[1]) - 1) <= ASPECT_RTOL
         meta["photo_fit"] = {
