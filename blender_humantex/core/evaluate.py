@@ -66,11 +66,11 @@ def predict(samples: list[dict], pipeline) -> dict[str, list[np.ndarray]]:
     lazova = pipeline.complete_batch(partials, visibilities, size=EVAL_SIZE, method="lazova")
     return {
         "classical": [classical_fill(p, v) for p, v in zip(partials, visibilities, strict=True)],
-        "lazova": [r["final"] for r in lazova],
-        "sampled": [r["sample"] for r in full],
-        "refinement": [r["refine"] for r in full],
-        "full": [r["final"] for r in full],
-        "blend_mask": [r["mask"] for r in full],
+        "lazova": [r.final for r in lazova],
+        "sampled": [r.sample for r in full],
+        "refinement": [r.refine for r in full],
+        "full": [r.final for r in full],
+        "blend_mask": [r.mask for r in full],
     }
 
 
