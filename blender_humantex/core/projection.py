@@ -553,8 +553,9 @@ def project(mesh: MeshData, camera: Camera, photo, mask=None, size: int = 1024, 
     backface_share = float((~facing_tri[front_ids]).mean())
     if backface_share > INSIDE_BACKFACE_FRACTION:
         raise InputError(
-            f"the camera is inside the mesh (or behind a surface it sees from the back: {backface_share:.0%} of what"
-            " it sees are back faces); move the camera out", kind="camera_inside")
+            f"the camera is inside the mesh: {backface_share:.0%} of what it sees are the backs of triangles; move the"
+            " camera out (or, if it is outside, the mesh's normals point inwards: recalculate them outside)",
+            kind="camera_inside")
     report("project", 0.4)
 
     # ---- texel space: each texel's triangle, barycentrics and surface point. Only triangles that
