@@ -47,8 +47,9 @@ def peak_rss_mib() -> float:
 
 
 def ensure_weights(weights_dir: str | None) -> tuple[Path, str]:
+    from blender_humantex.core.files import DEFAULT_WEIGHTS_DIR
     from blender_humantex.core.models import LazovaNet, RefinerNet, SamplerNet, save_model
-    from blender_humantex.core.pipeline import DEFAULT_WEIGHTS_DIR, WEIGHT_FILES
+    from blender_humantex.core.pipeline import WEIGHT_FILES
 
     folder = Path(weights_dir) if weights_dir else DEFAULT_WEIGHTS_DIR
     if all((folder / name).is_file() for name in WEIGHT_FILES.values()):

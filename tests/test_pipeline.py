@@ -18,6 +18,7 @@ from blender_humantex.core import job
 from blender_humantex.core import pipeline as pl
 from blender_humantex.core.errors import CancelledError, DependencyError, InputError, WeightsError
 from blender_humantex.core.imageio import read_rgb, write_png
+from blender_humantex.core.layers import LAYER_NAMES
 from blender_humantex.core.models import LazovaNet, ModelConfig, RefinerNet, SamplerNet, save_model
 from blender_humantex.core.uv_layout import get_layout
 
@@ -69,43 +70,43 @@ def partial_files(tmp_path_factory, real_partial):
 def test_complete_layers_shapes_ranges_and_equations(pipeline, real_partial):
     partial, visibility = real_partial
     layers = pipeline.complete(partial, visibility)
-    assert set(layers) == set(pl.LAYER_NAMES)
+    assert isinstance(layers, pl.Layers) and set(layers.as_dict()) == set(LAYER_NAMES)
     for name in ("final", "sample", "refine", "partial"):
-        assert layers[name].shape == (512, 512, 3) and layers[name].dtype == np.float32
+        assert getattr(layers, name).shape == (512, 512, 3) and getattr(layers, name).dtype == np.float32
     for name in ("mask", "visibility"):
-        assert layers[name].shape == (512, 512) and layers[name].dtype == np.float32
-    for array in layers.values():
+        assert getattr(layers, name).shape == (512, 512) and getattr(layers, name).dtype == np.float32
+    for array in layers.as_dict().values():
         assert array.min() >= 0 and array.max() <= 1
     chart = get_layout(512).chart_mask
     seen = (visibility == 1) & chart  # outside the charts every layer is padded (test_outside_the_charts_...)
-    assert np.array_equal(layers["sample"][seen], partial[seen])
-    assert np.array_equal(layers["partial"], partial)
-    m = layers["mask"][..., None]
-    np.testing.assert_allclose(layers["final"], layers["sample"] * m + layers["refine"] * (1 - m), atol=1e-5)
-    assert (layers["sample"][~seen].max(axis=1) > 0).sum() > 1000  # the sampler filled unseen texels
+    assert np.array_equal(layers.sample[seen], partial[seen])
+    assert np.array_equal(layers.partial, partial)
+    m = layers.mask[..., None]
+    np.testing.assert_allclose(layers.final, layers.sample * m + layers.refine * (1 - m), atol=1e-5)
+    assert (layers.sample[~seen].max(axis=1) > 0).sum() > 1000  # the sampler filled unseen texels
 
 
 @pytest.mark.parametrize("size", [128, 1024])
 def test_complete_at_other_sizes(pipeline, real_partial, size):
     layers = pipeline.complete(*real_partial, size=size)
-    assert layers["final"].shape == (size, size, 3) and layers["mask"].shape == (size, size)
-    m = layers["mask"][..., None]
-    np.testing.assert_allclose(layers["final"], layers["sample"] * m + layers["refine"] * (1 - m), atol=1e-5)
+    assert layers.final.shape == (size, size, 3) and layers.mask.shape == (size, size)
+    m = layers.mask[..., None]
+    np.testing.assert_allclose(layers.final, layers.sample * m + layers.refine * (1 - m), atol=1e-5)
 
 
 def test_uint8_inputs_are_accepted(pipeline, real_partial):
     partial, visibility = real_partial
     as_float = pipeline.complete(partial, visibility, size=128)
     as_u8 = pipeline.complete((partial * 255).round().astype(np.uint8), (visibility * 255).astype(np.uint8), size=128)
-    np.testing.assert_allclose(as_u8["final"], as_float["final"], atol=2e-3)
+    np.testing.assert_allclose(as_u8.final, as_float.final, atol=2e-3)
 
 
 def test_lazova_method(pipeline, real_partial):
     layers = pipeline.complete(*real_partial, size=256, method="lazova")
-    assert np.array_equal(layers["final"], layers["refine"])
-    assert not layers["mask"].any()
+    assert np.array_equal(layers.final, layers.refine)
+    assert not layers.mask.any()
     chart = get_layout(256).chart_mask
-    assert np.array_equal(layers["sample"][chart], layers["partial"][chart])
+    assert np.array_equal(layers.sample[chart], layers.partial[chart])
 
 
 def test_outside_the_charts_layers_are_padded_with_chart_colours(pipeline, real_partial):
@@ -118,9 +119,9 @@ def test_outside_the_charts_layers_are_padded_with_chart_colours(pipeline, real_
     nearest = nearest_chart_texel(256)
     assert chart[np.unravel_index(nearest, chart.shape)].all()
     for name in ("final", "sample", "refine", "mask"):
-        flat = layers[name].reshape(256 * 256, -1)
+        flat = getattr(layers, name).reshape(256 * 256, -1)
         np.testing.assert_array_equal(flat, flat[nearest])
-    assert (layers["final"][~chart].max(axis=-1) > 0.02).mean() > 0.99  # not black
+    assert (layers.final[~chart].max(axis=-1) > 0.02).mean() > 0.99  # not black
 
 
 def test_weights_are_loaded_once_and_described(weights_dir, real_partial):
@@ -146,10 +147,10 @@ def test_complete_batch_matches_single(pipeline, real_partial):
     small = (partial[::2, ::2], visibility[::2, ::2])
     flipped = (partial[:, ::-1].copy(), visibility[:, ::-1].copy())
     batch = pipeline.complete_batch([partial, small[0], flipped[0]], [visibility, small[1], flipped[1]])
-    assert [r["final"].shape[0] for r in batch] == [256, 128, 256]
+    assert [r.final.shape[0] for r in batch] == [256, 128, 256]
     for result, (p, v) in zip(batch, [(partial, visibility), small, flipped], strict=True):
         single = pipeline.complete(p, v)
-        np.testing.assert_allclose(result["final"], single["final"], atol=2e-3)
+        np.testing.assert_allclose(result.final, single.final, atol=2e-3)
     assert pipeline.complete_batch([], []) == []
 
 
@@ -161,7 +162,7 @@ def test_missing_weights_say_what_to_do(tmp_path, real_partial):
     assert info["sampler"]["missing"] is True
     # a lazova-only folder serves the baseline but not the full method
     write_random_weights(tmp_path, kinds=("lazova",))
-    assert pipeline.complete(*real_partial, size=64, method="lazova")["final"].shape == (64, 64, 3)
+    assert pipeline.complete(*real_partial, size=64, method="lazova").final.shape == (64, 64, 3)
     with pytest.raises(WeightsError, match="sampler"):
         pipeline.load("full")
 
@@ -225,7 +226,7 @@ def test_one_device_resolver_for_inference_and_training():
 
 
 def check_output_folder(out, size):
-    for name in pl.LAYER_NAMES:
+    for name in LAYER_NAMES:
         with Image.open(out / f"{name}.png") as img:
             assert img.format == "PNG" and img.size == (size, size)
             assert img.mode == ("L" if name in ("mask", "visibility") else "RGB")

@@ -40,3 +40,16 @@ def test_the_rule_sees_relative_imports():
     # The check above must be able to fail: the entry point it exempts does import the CLI, relatively.
     assert f"{CLI}.worker" in imported_modules(PACKAGE / "worker" / "__main__.py")
     assert f"{CLI}.main" in imported_modules(PACKAGE / "__main__.py")
+
+
+def test_one_vocabulary_for_the_layers():
+    from dataclasses import fields
+
+    from blender_humantex.core.job import OUTPUT_FILES
+    from blender_humantex.core.layers import LAYER_NAMES
+    from blender_humantex.core.pipeline import Layers
+    from blender_humantex.core.sheet import PANELS
+
+    assert tuple(f.name for f in fields(Layers)) == LAYER_NAMES
+    assert sorted(PANELS) == sorted(LAYER_NAMES)
+    assert {name: OUTPUT_FILES[name] for name in LAYER_NAMES} == {name: f"{name}.png" for name in LAYER_NAMES}

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 
 import bpy
 import numpy as np
@@ -89,18 +88,14 @@ def mesh_arrays(obj, depsgraph) -> dict:
 
 
 def _atomic(path: str, write) -> str:
-    folder = os.path.dirname(path)
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".humantex-", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
+    """`write(f)` into an open binary file that then replaces `path` (core.files.atomic_write)."""
+    from ..core.files import atomic_write
+
+    def save(tmp):
+        with open(tmp, "wb") as f:
             write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+
+    return str(atomic_write(path, save))
 
 
 def write_inputs(obj, scene, depsgraph, out_dir: str) -> tuple[str, str]:

@@ -70,11 +70,11 @@ def predict(samples: list[dict], pipeline) -> dict[str, list[np.ndarray]]:
     return {
         "telea": [telea_fill(p, v) for p, v in zip(partials, visibilities, strict=True)],
         "classical": [classical_fill(p, v) for p, v in zip(partials, visibilities, strict=True)],
-        "lazova": [r["final"] for r in lazova],
-        "sampled": [r["sample"] for r in full],
-        "refinement": [r["refine"] for r in full],
-        "full": [r["final"] for r in full],
-        "blend_mask": [r["mask"] for r in full],
+        "lazova": [r.final for r in lazova],
+        "sampled": [r.sample for r in full],
+        "refinement": [r.refine for r in full],
+        "full": [r.final for r in full],
+        "blend_mask": [r.mask for r in full],
     }
 
 

@@ -1,5 +1,6 @@
-"""Atomic file writes: a temporary file in the same folder, then a rename over the target, so a crash,
-a full disk or a cancel never leaves half a file where a whole one was expected.
+"""Where the package's own files are, and atomic file writes: a temporary file in the same folder,
+then a rename over the target, so a crash, a full disk or a cancel never leaves half a file where a
+whole one was expected.
 
 Standard library only: the add-on (Blender's Python) uses it too.
 """
@@ -9,6 +10,9 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
+
+# The weights shipped with the package: the default for the CLI, the worker and the add-on.
+DEFAULT_WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 
 
 def _current_umask() -> int:

@@ -8,8 +8,15 @@ One entry point per input kind, all writing the same files:
 
 `generate(pipeline, **fields)` picks the entry point from a generate request's fields (the worker's).
 
-Progress stages, in order: load, unwrap, sample, refine, write. `progress` may raise CancelledError to
-stop; nothing is written before the write stage. The report is plain data:
+Progress stages, in order (the classical fill, for a UV map that is not SMPL's, replaces sample/refine):
+
+    load       unwrap                          sample             refine                    write
+    weights -> photo + IUV          (unwrap)  -> SamplerNet:    -> RefinerNet:           -> final.png ...
+               photo + mesh + camera (project)   T_sample          T_refine, M              sheet.png
+               partial + visibility  (read)                        T_final = T_sample*M     meta.json
+               -> partial, visibility                                      + T_refine*(1-M)
+
+`progress` may raise CancelledError to stop; nothing is written before the write stage. The report is plain data:
 {"outputs": {name: absolute path}, "timings": {stage: s}, "meta": meta.json's content}.
 """
 
@@ -25,10 +32,11 @@ import numpy as np
 from ..version import __version__
 from .errors import HumantexError, InputError
 from .imageio import to_u8
-from .pipeline import LAYER_NAMES, VISIBLE_EPS, Pipeline, check_method, check_size
+from .layers import LAYERS
+from .pipeline import VISIBLE_EPS, Layers, Pipeline, check_method, check_size
 from .uv_layout import LAYOUT_ID
 
-OUTPUT_FILES = {name: f"{name}.png" for name in LAYER_NAMES} | {"meta": "meta.json", "sheet": "sheet.png"}
+OUTPUT_FILES = {layer.name: layer.file for layer in LAYERS} | {"meta": "meta.json", "sheet": "sheet.png"}
 DEFAULT_SIZE = 1024
 LAZOVA_NOTE = "baseline (Lazova et al. 2019 style): final = refine = direct prediction, mask = 0, sample = partial"
 
@@ -62,11 +70,9 @@ def from_photo(
         extra["unwrap"] = _plain(unwrapped.meta)
     # The photo as the unwrap read it, for the contact sheet: 8-bit, a quarter of the float copy.
     photo_u8 = to_u8(unwrapped.photo)
-    partial_texture, vis = unwrapped.partial, unwrapped.visibility
-    del unwrapped
-    return job.complete_and_write(
-        partial_texture, vis, inputs={"photo": photo, "iuv": iuv, "inds": inds}, extra_meta=extra, photo=photo_u8
-    )
+    unwrapped.photo = None
+    return job.complete_and_write(unwrapped.partial, unwrapped.visibility, inputs={"photo": photo, "iuv": iuv, "inds": inds},
+                                  extra_meta=extra, photo=photo_u8)
 
 
 def from_partial(
@@ -124,7 +130,8 @@ def from_projection(
                                   max_pixels=max_pixels, progress=project_progress, **dict(projection_options or {}))
     inputs = {"photo": photo, "mesh": mesh, "camera": camera, "mask": mask}
     extra = {"projection": _plain(projected.meta)}
-    photo_u8 = _photo_for_sheet(photo, max_pixels)
+    photo_u8 = to_u8(projected.photo)  # as the projection read it, for the contact sheet
+    projected.photo = None
     if projected.chart_mask is None:  # SMPL's layout: the networks complete it
         return job.complete_and_write(projected.partial, projected.visibility, inputs=inputs, extra_meta=extra,
                                       photo=photo_u8)
@@ -132,16 +139,7 @@ def from_projection(
                               extra_meta=extra, photo=photo_u8)
 
 
-def _photo_for_sheet(photo, max_pixels):
-    from .imageio import DEFAULT_MAX_PIXELS, read_rgb
-
-    try:
-        return to_u8(read_rgb(photo, max_pixels=max_pixels or DEFAULT_MAX_PIXELS))
-    except InputError:
-        return None  # the projection read it already; a sheet without it is still useful
-
-
-def classical_layers(partial_texture, visibility, chart_mask) -> dict:
+def classical_layers(partial_texture, visibility, chart_mask) -> Layers:
     """The layers of a texture the networks must not complete (a UV map that is not SMPL's): the
     classical fill inside the mesh's own UV charts, reported through the blend equation with M = 1
     (final = sample = the fill, refine = the fill)."""
@@ -149,14 +147,8 @@ def classical_layers(partial_texture, visibility, chart_mask) -> dict:
 
     vis = np.asarray(visibility, dtype=np.float32)
     filled = chart_fill(partial_texture, vis, chart_mask)
-    return {
-        "final": filled,
-        "mask": np.ones_like(vis),
-        "sample": filled,
-        "refine": filled,
-        "partial": np.asarray(partial_texture, dtype=np.float32) * (vis[..., None] > VISIBLE_EPS),
-        "visibility": vis,
-    }
+    partial = np.asarray(partial_texture, dtype=np.float32) * (vis[..., None] > VISIBLE_EPS)
+    return Layers(final=filled, sample=filled, refine=filled, mask=np.ones_like(vis), partial=partial, visibility=vis)
 
 
 CLASSICAL_NOTE = ("the mesh's UV map is not the SMPL layout the networks were trained on: the unseen texels were"
@@ -220,28 +212,12 @@ class _Job:
         results, run_timings = self.pipeline.run(
             [partial_texture], [visibility], size=self.size, method=self.method, progress=self.report
         )
-        layers = results[0]
         self.timings.update(run_timings)
-        started = time.perf_counter()
-        self.report("write", 0.0)
-        meta = {
-            "version": __version__,
-            "method": self.method,
-            "size": layers["final"].shape[0],
-            "input_size": int(np.asarray(partial_texture).shape[0]),
-            "device": self.pipeline.device,
-            "uv_layout": LAYOUT_ID,
-            "weights": self.pipeline.weights_meta(self.method),
-            "inputs": {k: str(Path(v).resolve()) for k, v in inputs.items() if v is not None},
-            "visible_fraction": float((layers["visibility"] > VISIBLE_EPS).mean()),
-            **(extra_meta or {}),
-        }
+        how = {"method": self.method, "device": self.pipeline.device, "uv_layout": LAYOUT_ID,
+               "weights": self.pipeline.weights_meta(self.method)}
         if self.method == "lazova":
-            meta["note"] = LAZOVA_NOTE
-        outputs = self._write(layers, meta, photo, started)
-        self.report("write", 1.0)
-        return {"outputs": {k: str(Path(v).resolve()) for k, v in outputs.items()}, "timings": meta["timings"],
-                "meta": meta}
+            how["note"] = LAZOVA_NOTE
+        return self.write(results[0], partial_texture, inputs=inputs, meta=how | (extra_meta or {}), photo=photo)
 
     def fill_and_write(self, partial_texture, visibility, chart_mask, *, inputs: dict, extra_meta=None,
                        photo=None) -> dict:
@@ -249,36 +225,37 @@ class _Job:
         with self.stage("sample"):
             layers = classical_layers(partial_texture, visibility, chart_mask)
         self.report("refine", 1.0)
+        how = {"method": "classical", "device": "cpu", "uv_layout": "mesh", "weights": {}}
+        return self.write(layers, partial_texture, inputs=inputs, meta=how | (extra_meta or {}) | {"note": CLASSICAL_NOTE},
+                          photo=photo)
+
+    def write(self, layers: Layers, partial_texture, *, inputs: dict, meta: dict, photo=None) -> dict:
+        """Every layer's PNG, sheet.png and meta.json (stage write); the job's report, as plain data."""
         started = time.perf_counter()
         self.report("write", 0.0)
         meta = {
             "version": __version__,
-            "method": "classical",
-            "size": layers["final"].shape[0],
+            "size": layers.final.shape[0],
             "input_size": int(np.asarray(partial_texture).shape[0]),
-            "device": "cpu",
-            "uv_layout": "mesh",
-            "weights": {},
             "inputs": {k: str(Path(v).resolve()) for k, v in inputs.items() if v is not None},
-            "visible_fraction": float((layers["visibility"] > VISIBLE_EPS).mean()),
-            **(extra_meta or {}),
-            "note": CLASSICAL_NOTE,
+            "visible_fraction": float((layers.visibility > VISIBLE_EPS).mean()),
+            **meta,
         }
         outputs = self._write(layers, meta, photo, started)
         self.report("write", 1.0)
         return {"outputs": {k: str(Path(v).resolve()) for k, v in outputs.items()}, "timings": meta["timings"],
                 "meta": meta}
 
-    def _write(self, layers: dict, meta: dict, photo, started: float) -> dict:
+    def _write(self, layers: Layers, meta: dict, photo, started: float) -> dict:
         from . import imageio
         from .sheet import contact_sheet
 
         outputs = {}
         try:
             self.out_dir.mkdir(parents=True, exist_ok=True)
-            for k, name in enumerate(LAYER_NAMES):
-                outputs[name] = imageio.write_png(self.out_dir / OUTPUT_FILES[name], layers[name])
-                self.report("write", (k + 1) / (len(LAYER_NAMES) + 2))
+            for k, layer in enumerate(LAYERS):
+                outputs[layer.name] = imageio.write_png(self.out_dir / layer.file, getattr(layers, layer.name))
+                self.report("write", (k + 1) / (len(LAYERS) + 2))
             sheet = contact_sheet(layers, photo=photo)
             outputs["sheet"] = imageio.write_png(self.out_dir / OUTPUT_FILES["sheet"], sheet)
             self.timings["write"] = time.perf_counter() - started

@@ -19,19 +19,20 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from .device import resolve_device
 from .errors import HumantexError, InputError, WeightsError
+from .files import DEFAULT_WEIGHTS_DIR
+from .layers import LAYER_NAMES
 from .uv_layout import MAX_SIZE, MIN_SIZE
 from .uv_layout import check_size as check_texture_size
 
-DEFAULT_WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 WEIGHT_FILES = {"sampler": "sampler.safetensors", "refiner": "refiner.safetensors", "lazova": "lazova.safetensors"}
 METHODS = {"full": ("sampler", "refiner"), "lazova": ("lazova",)}
-LAYER_NAMES = ("final", "mask", "sample", "refine", "partial", "visibility")
 PADDED_LAYERS = ("final", "mask", "sample", "refine")
 BATCH_CHUNK = 4  # textures per forward pass in complete_batch; bounds memory at large sizes
 # A visibility value this small is "unseen": PNG masks are 8-bit, so anything under half a step.
@@ -97,6 +98,24 @@ def check_inputs(partial_texture, visibility, label: str = "") -> tuple[np.ndarr
     # Unseen texels are 0 by contract; enforce it so stray colour under vis=0 cannot leak in.
     partial = np.clip(partial, 0.0, 1.0) * (vis[..., None] >= VISIBLE_EPS)
     return partial, vis
+
+
+@dataclass
+class Layers:
+    """One completed texture: every layer as a float32 array in [0, 1] at the output size S.
+
+    The field names are core.layers' LAYER_NAMES (files, outputs and the add-on's nodes use them too).
+    """
+
+    final: np.ndarray  # S×S×3  T_final = sample * mask + refine * (1 - mask)
+    sample: np.ndarray  # S×S×3  T_sample: seen texels kept, the rest sampled from seen ones
+    refine: np.ndarray  # S×S×3  T_refine
+    mask: np.ndarray  # S×S    blend mask M, 1 = keep T_sample
+    partial: np.ndarray  # S×S×3  the partial texture the networks completed (resized to S)
+    visibility: np.ndarray  # S×S    1 = seen in the photo
+
+    def as_dict(self) -> dict[str, np.ndarray]:
+        return {name: getattr(self, name) for name in LAYER_NAMES}
 
 
 class Pipeline:
@@ -169,12 +188,12 @@ class Pipeline:
 
     # -------------------------------------------------------------- inference
 
-    def complete(self, partial_texture, visibility, size=None, method="full", progress=None) -> dict:
-        """One texture: returns {final, mask, sample, refine, partial, visibility} float32 arrays at `size`."""
+    def complete(self, partial_texture, visibility, size=None, method="full", progress=None) -> Layers:
+        """One texture: every layer at `size` (default: the input's size)."""
         results, _ = self.run([partial_texture], [visibility], size=size, method=method, progress=progress)
         return results[0]
 
-    def complete_batch(self, partial_textures, visibilities, size=None, method="full", progress=None) -> list[dict]:
+    def complete_batch(self, partial_textures, visibilities, size=None, method="full", progress=None) -> list[Layers]:
         """Many textures, run through the networks BATCH_CHUNK at a time (same-size groups)."""
         results, _ = self.run(partial_textures, visibilities, size=size, method=method, progress=progress)
         return results
@@ -231,7 +250,7 @@ class Pipeline:
         if self.device.startswith("cuda"):
             torch.cuda.synchronize()
 
-    def _run_chunk(self, inputs, out_size, method, report, chunk, n_chunks, timings) -> list[dict]:
+    def _run_chunk(self, inputs, out_size, method, report, chunk, n_chunks, timings) -> list[Layers]:
         import torch
 
         from .models.networks import resize_partial
@@ -295,4 +314,4 @@ class Pipeline:
                 layers_of_one[name] = pad_charts(layers_of_one[name])
         timings["refine"] += time.perf_counter() - started
         report("refine", fraction(1.0))
-        return out
+        return [Layers(**arrays) for arrays in out]

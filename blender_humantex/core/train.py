@@ -26,7 +26,6 @@ import dataclasses
 import json
 import os
 import platform
-import shlex
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -554,27 +553,6 @@ def hardware_description(device: torch.device, world: int) -> str:
     else:
         name = f"{platform.processor() or platform.machine()} CPU, {os.cpu_count()} cores, torch threads {torch.get_num_threads()}"
     return f"{world}× {name}" if world > 1 else name
-
-
-def command_line(args) -> str:
-    """The command that ran, as a user would type it (recorded in the weights).
-
-    Rebuilt from the parsed arguments (every option that differs from its default), so it is the
-    same whether training was started from a shell, torchrun, or in-process through cli.main.
-    """
-    parser = args._parser
-    words = [args.kind]
-    for action in parser._actions:
-        if not action.option_strings or action.dest in ("help", "kind"):
-            continue
-        value = getattr(args, action.dest, None)
-        if value == action.default:
-            continue
-        flag = action.option_strings[-1]
-        words += [flag] if action.nargs == 0 else [flag, str(value)]
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    prefix = f"torchrun --nproc-per-node={world} -m blender_humantex train" if world > 1 else "humantex train"
-    return " ".join([prefix, *map(shlex.quote, words)])
 
 
 # ----------------------------------------------------------------------------- from the command line (core.cli.train)

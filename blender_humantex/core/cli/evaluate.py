@@ -6,21 +6,23 @@ import sys
 from pathlib import Path
 
 from ..backbones import BACKBONE_FILES
+from ..device import DEVICE_HELP
 from ..errors import InputError
 from ..evaluate import default_dev_dir, evaluate
+from ..files import DEFAULT_WEIGHTS_DIR
 
 
 def add_arguments(name, parser) -> None:
     parser.add_argument("--out", required=True, help="folder for results.md, results.json, figure.png")
     parser.add_argument("--dev-dir", help=f"complete SMPL-UV textures to mask and score (e.g. {default_dev_dir()})")
     parser.add_argument("--procedural", type=int, default=0, help="score the first N procedural test textures")
-    parser.add_argument("--weights", help="weights folder (default: the shipped blender_humantex/weights)")
+    parser.add_argument("--weights", help=f"weights folder (default: {DEFAULT_WEIGHTS_DIR})")
     parser.add_argument("--masks-per-texture", type=int, default=0,
                         help="0 (default): the fixed dev protocol (real masks 3, 6, 10, 11 for every dev texture); "
                              "N: the older rotation of N real masks per texture")
     parser.add_argument("--validation", action="store_true", help="also score the validation split")
     parser.add_argument("--seed", type=int, default=0, help="procedural test split seed")
-    parser.add_argument("--device", default="auto")
+    parser.add_argument("--device", default="auto", help=DEVICE_HELP)
     parser.add_argument("--figure-rows", type=int, default=3)
     parser.add_argument("--lpips-backbones", help="folder with the LPIPS backbone weights")
 

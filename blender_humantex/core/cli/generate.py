@@ -7,8 +7,9 @@ import os
 
 from ..device import DEVICE_HELP
 from ..errors import InputError
+from ..files import DEFAULT_WEIGHTS_DIR
 from ..job import DEFAULT_SIZE, from_partial, from_photo, from_projection
-from ..pipeline import DEFAULT_WEIGHTS_DIR, MAX_SIZE, METHODS, MIN_SIZE, Pipeline
+from ..pipeline import MAX_SIZE, METHODS, MIN_SIZE, Pipeline
 from .progress import StderrProgress
 from .project import add_projection_arguments, projection_options
 from .unwrap import add_max_pixels_argument, add_unwrap_arguments

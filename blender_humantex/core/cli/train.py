@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import os
+import shlex
 import sys
 from pathlib import Path
 
@@ -11,57 +13,62 @@ import torch
 from ..errors import InputError
 from ..losses import LossConfig
 from ..models import count_parameters
-from ..train import Dist, TrainConfig, Trainer, build_data_models, command_line, config_from_args
+from ..train import Dist, TrainConfig, Trainer, build_data_models, config_from_args
 
 
 def add_arguments(name, parser) -> None:
     d = TrainConfig()
-    parser.add_argument("kind", choices=("prior", "sampler", "refiner", "lazova"),
-                        help="prior: build the correspondence prior and texture PCA (closed form, minutes); "
-                             "sampler / refiner / lazova: train that network")
-    parser.add_argument("--out", required=True, help="run folder: checkpoints, previews, log, exported weights")
-    parser.add_argument("--iters", type=int, default=d.iters, help=f"optimisation steps (paper: {d.iters})")
-    parser.add_argument("--batch", type=int, default=d.batch, help="batch size per process (paper: 8)")
-    parser.add_argument("--size", type=int, default=d.size, help="texture resolution for the losses (paper: 256)")
-    parser.add_argument("--lr", type=float, default=d.lr, help="Adam learning rate (paper: 2e-4)")
-    parser.add_argument("--beta1", type=float, default=d.betas[0])
-    parser.add_argument("--beta2", type=float, default=d.betas[1])
-    parser.add_argument("--ngf", type=int, help="network width (default: the shipped config)")
-    parser.add_argument("--net-size", type=int, help="resolution the network itself runs at")
-    parser.add_argument("--n-down", type=int, help="U-Net levels")
-    parser.add_argument("--n-res", type=int, help="bottleneck residual blocks")
-    parser.add_argument("--mirror", action="store_true", help="sampler: also feed the mirrored partial")
-    parser.add_argument("--data", default=d.data, help="real (../shared/data's training split) | procedural | "
-                        "folder:PATH (a folder of complete SMPL-UV textures)")
-    parser.add_argument("--cache", type=int, default=0, help="precompute N samples and cycle through them")
-    parser.add_argument("--crop", type=int, default=0, help="refiner/lazova: train on random N×N windows of the atlas")
-    parser.add_argument("--data-models", help="folder with correspondence_prior.safetensors and texture_pca.safetensors "
-                        "(from `humantex train prior`)")
-    parser.add_argument("--no-adversarial", action="store_true",
-                        help="refiner/lazova: 10·L1 + 1·LPIPS only (no discriminator, perceptual or FM terms)")
-    parser.add_argument("--pca-ridge", type=float, default=0.03, help="prior: ridge of the PCA conditional mean")
-    parser.add_argument("--prior-size", type=int, default=128, help="prior: atlas resolution of the correspondence prior")
-    parser.add_argument("--prior-k", type=int, default=64, help="prior: sources kept per texel")
-    parser.add_argument("--pca-size", type=int, default=128, help="prior: atlas resolution of the texture PCA")
-    parser.add_argument("--pca-k", type=int, default=64, help="prior: principal components kept")
-    parser.add_argument("--sampler", help="refiner: the trained, frozen sampler weights")
-    parser.add_argument("--resume", action="store_true", help="continue from --out's last checkpoint")
-    parser.add_argument("--sample-every", type=int, default=d.sample_every, help="write a preview grid every N steps")
-    parser.add_argument("--ckpt-every", type=int, default=d.ckpt_every, help="checkpoint every N steps")
-    parser.add_argument("--log-every", type=int, default=d.log_every)
-    parser.add_argument("--seed", type=int, default=d.seed)
-    parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
-    parser.add_argument("--num-workers", type=int, default=0, help="DataLoader worker processes")
-    parser.add_argument("--threads", type=int, help="torch CPU threads per process")
-    parser.add_argument("--lpips-backbones", help="folder with the LPIPS backbone weights "
-                        "(default: $HUMANTEX_LPIPS_BACKBONES or ../shared/data/lpips_backbones)")
-    parser.add_argument("--perceptual-backbone", default="alex", choices=("alex", "squeeze", "vgg19"),
-                        help="refiner/lazova perceptual loss (paper: vgg19; its weights are not shipped)")
-    parser.add_argument("--perceptual-weights", help="torchvision-layout state dict for --perceptual-backbone vgg19")
-    parser.add_argument("--ndf", type=int, default=LossConfig().ndf, help="discriminator width")
-    parser.add_argument("--num-d", type=int, default=LossConfig().num_d, help="discriminator scales")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    parser.set_defaults(_parser=parser)
+    options = []  # every argument added here, so that command_line can rebuild the command
+
+    def add(*flags, **kwargs):
+        options.append(parser.add_argument(*flags, **kwargs))
+
+    add("kind", choices=("prior", "sampler", "refiner", "lazova"),
+        help="prior: build the correspondence prior and texture PCA (closed form, minutes); "
+             "sampler / refiner / lazova: train that network")
+    add("--out", required=True, help="run folder: checkpoints, previews, log, exported weights")
+    add("--iters", type=int, default=d.iters, help=f"optimisation steps (paper: {d.iters})")
+    add("--batch", type=int, default=d.batch, help="batch size per process (paper: 8)")
+    add("--size", type=int, default=d.size, help="texture resolution for the losses (paper: 256)")
+    add("--lr", type=float, default=d.lr, help="Adam learning rate (paper: 2e-4)")
+    add("--beta1", type=float, default=d.betas[0])
+    add("--beta2", type=float, default=d.betas[1])
+    add("--ngf", type=int, help="network width (default: the shipped config)")
+    add("--net-size", type=int, help="resolution the network itself runs at")
+    add("--n-down", type=int, help="U-Net levels")
+    add("--n-res", type=int, help="bottleneck residual blocks")
+    add("--mirror", action="store_true", help="sampler: also feed the mirrored partial")
+    add("--data", default=d.data, help="real (../shared/data's training split) | procedural | "
+        "folder:PATH (a folder of complete SMPL-UV textures)")
+    add("--cache", type=int, default=0, help="precompute N samples and cycle through them")
+    add("--crop", type=int, default=0, help="refiner/lazova: train on random N×N windows of the atlas")
+    add("--data-models", help="folder with correspondence_prior.safetensors and texture_pca.safetensors "
+        "(from `humantex train prior`)")
+    add("--no-adversarial", action="store_true",
+        help="refiner/lazova: 10·L1 + 1·LPIPS only (no discriminator, perceptual or FM terms)")
+    add("--pca-ridge", type=float, default=0.03, help="prior: ridge of the PCA conditional mean")
+    add("--prior-size", type=int, default=128, help="prior: atlas resolution of the correspondence prior")
+    add("--prior-k", type=int, default=64, help="prior: sources kept per texel")
+    add("--pca-size", type=int, default=128, help="prior: atlas resolution of the texture PCA")
+    add("--pca-k", type=int, default=64, help="prior: principal components kept")
+    add("--sampler", help="refiner: the trained, frozen sampler weights")
+    add("--resume", action="store_true", help="continue from --out's last checkpoint")
+    add("--sample-every", type=int, default=d.sample_every, help="write a preview grid every N steps")
+    add("--ckpt-every", type=int, default=d.ckpt_every, help="checkpoint every N steps")
+    add("--log-every", type=int, default=d.log_every)
+    add("--seed", type=int, default=d.seed)
+    add("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    add("--num-workers", type=int, default=0, help="DataLoader worker processes")
+    add("--threads", type=int, help="torch CPU threads per process")
+    add("--lpips-backbones", help="folder with the LPIPS backbone weights "
+         "(default: $HUMANTEX_LPIPS_BACKBONES or ../shared/data/lpips_backbones)")
+    add("--perceptual-backbone", default="alex", choices=("alex", "squeeze", "vgg19"),
+         help="refiner/lazova perceptual loss (paper: vgg19; its weights are not shipped)")
+    add("--perceptual-weights", help="torchvision-layout state dict for --perceptual-backbone vgg19")
+    add("--ndf", type=int, default=LossConfig().ndf, help="discriminator width")
+    add("--num-d", type=int, default=LossConfig().num_d, help="discriminator scales")
+    add("--quiet", action="store_true", help="no progress bar")
+    parser.set_defaults(train_options=tuple(options))
 
 
 def run(name, args) -> int:
@@ -92,3 +99,23 @@ def run(name, args) -> int:
         print(f"[humantex] done: {result['step']} steps in {result['wall_time_s']:.0f} s -> {result['weights']}",
               file=sys.stderr, flush=True)
     return 0
+
+
+def command_line(args) -> str:
+    """The command that ran, as a user would type it (recorded in the weights).
+
+    Rebuilt from the parsed arguments (every option that differs from its default), so it is the
+    same whether training was started from a shell, torchrun, or in-process through cli.main.
+    """
+    words = [args.kind]
+    for action in args.train_options:
+        if not action.option_strings:
+            continue
+        value = getattr(args, action.dest, None)
+        if value == action.default:
+            continue
+        flag = action.option_strings[-1]
+        words += [flag] if action.nargs == 0 else [flag, str(value)]
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    prefix = f"torchrun --nproc-per-node={world} -m blender_humantex train" if world > 1 else "humantex train"
+    return " ".join([prefix, *map(shlex.quote, words)])

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 
+from ..device import DEVICE_HELP
+from ..files import DEFAULT_WEIGHTS_DIR
+
 
 def add_arguments(name, parser) -> None:
-    parser.add_argument("--device", default="auto", help="auto | cpu | cuda (auto picks cuda when available)")
-    parser.add_argument(
-        "--weights", default=None, metavar="DIR", help="folder with sampler/refiner/lazova.safetensors"
-    )
+    parser.add_argument("--device", default="auto", help=DEVICE_HELP)
+    parser.add_argument("--weights", default=None, metavar="DIR",
+                        help=f"folder with sampler/refiner/lazova.safetensors (default: {DEFAULT_WEIGHTS_DIR})")
 
 
 def run(name, args) -> int:
