@@ -17,6 +17,7 @@ import torch
 
 from blender_humantex.core.losses import LossConfig, RefinerLoss, SamplerLoss
 from blender_humantex.core.models import ModelConfig, build_model, count_parameters
+from blender_humantex.core.models.discriminators import define_D
 
 CANDIDATES = [
     # the shipped CPU-budget configs (run with --size 128, as they were trained)
@@ -47,8 +48,9 @@ def step_time(kind, model_kw, loss_kw, batch, size, steps, device):
         loss = SamplerLoss().to(device)  # includes the grid-guidance aid, as in training
     else:
         loss = RefinerLoss(LossConfig(**loss_kw)).to(device)
-        opt_d = torch.optim.Adam(loss.discriminator.parameters(), lr=2e-4)
-        extra = count_parameters(loss.discriminator)
+        disc = define_D(LossConfig(**loss_kw)).to(device)  # the trainer owns the discriminator
+        opt_d = torch.optim.Adam(disc.parameters(), lr=2e-4)
+        extra = count_parameters(disc)
     shipped_sampler = ModelConfig(kind="sampler", ngf=16, n_down=3, n_res=2, net_size=64, mirror=True)
     sampler = build_model(shipped_sampler).to(device).eval() if kind == "refiner" else None
     times = []
@@ -66,14 +68,14 @@ def step_time(kind, model_kw, loss_kw, batch, size, steps, device):
                 t_in = partial
                 out = model(partial, visibility)
             condition = torch.cat([t_in, visibility], 1)
-            loss.discriminator.requires_grad_(False)
-            total, _ = loss.generator_loss(out, target, condition)
+            disc.requires_grad_(False)
+            total, _ = loss.generator_loss(out, target, condition, disc)
         opt.zero_grad()
         total.backward()
         opt.step()
         if kind != "sampler":
-            loss.discriminator.requires_grad_(True)
-            d_total, _ = loss.discriminator_loss(out, target, condition)
+            disc.requires_grad_(True)
+            d_total, _ = loss.discriminator_loss(out, target, condition, disc)
             opt_d.zero_grad()
             d_total.backward()
             opt_d.step()

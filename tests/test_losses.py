@@ -8,7 +8,6 @@ import torch
 from blender_humantex.core.errors import WeightsError
 from blender_humantex.core.losses import (
     LossConfig,
-    MultiscaleDiscriminator,
     PerceptualLoss,
     RefinerLoss,
     SamplerLoss,
@@ -16,6 +15,7 @@ from blender_humantex.core.losses import (
     lsgan_loss,
 )
 from blender_humantex.core.metrics import LPIPS
+from blender_humantex.core.models.discriminators import MultiscaleDiscriminator, define_D
 
 
 def _pair(seed=0, size=64):
@@ -86,17 +86,18 @@ def test_refiner_losses_finite_and_decrease_on_a_tiny_batch():
     noisy, target = _pair(size=64)
     condition = torch.cat([target * 0.5, torch.ones(2, 1, 64, 64)], 1)
     output = torch.nn.Parameter(noisy.clone())  # the "generator" is a free image here
-    loss = RefinerLoss(LossConfig(ndf=8), condition_channels=4)
+    loss = RefinerLoss(LossConfig(ndf=8))
+    disc = define_D(LossConfig(ndf=8), condition_channels=4)  # the trainer's, not the loss's
     opt_g = torch.optim.Adam([output], lr=2e-2)
-    opt_d = torch.optim.Adam(loss.discriminator.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    opt_d = torch.optim.Adam(disc.parameters(), lr=2e-4, betas=(0.5, 0.999))
     history = []
     for _ in range(12):
-        total, terms = loss.generator_loss(output, target, condition)
+        total, terms = loss.generator_loss(output, target, condition, disc)
         assert all(torch.isfinite(v) for v in terms.values())
         opt_g.zero_grad()
         total.backward()
         opt_g.step()
-        d_total, d_terms = loss.discriminator_loss(output, target, condition)
+        d_total, d_terms = loss.discriminator_loss(output, target, condition, disc)
         assert torch.isfinite(d_total)
         opt_d.zero_grad()
         d_total.backward()

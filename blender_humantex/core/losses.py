@@ -2,8 +2,8 @@
 
 - SamplerNet:  10·L1 + 1·LPIPS(alex v0.1)                       → `SamplerLoss`
 - RefinerNet:  10·L1 + 10·perceptual + 10·feature matching + 1·GAN → `RefinerLoss`
-  with a pix2pixHD multi-scale PatchGAN discriminator (LSGAN) that returns its intermediate
-  features for feature matching. The Lazova-style baseline is trained with the same loss on its
+  with a pix2pixHD multi-scale PatchGAN discriminator (LSGAN, core.models.discriminators) that
+  returns its intermediate features for feature matching; the trainer owns it, the loss only scores. The Lazova-style baseline is trained with the same loss on its
   predicted texture, so the comparison differs only in the architecture.
 
 PERCEPTUAL-LOSS SUBSTITUTION. The paper (like pix2pixHD) uses a VGG19 perceptual loss. VGG19
@@ -78,31 +78,21 @@ def composite(image: torch.Tensor, chart_mask: torch.Tensor | None) -> torch.Ten
 
 @torch.no_grad()
 def guide_grid(visibility: torch.Tensor, chart_mask: torch.Tensor | None = None):
-    """Heuristic sampling grid for unseen texels: mirror texel if seen, else the nearest seen texel.
+    """Heuristic sampling grid for unseen texels: mirror texel if seen, else the nearest seen texel
+    (core.models.grid_prior.seen_source, not limited to the texel's part).
 
     visibility N×1×S×S -> (grid N×S×S×2 in normalised (x, y), weight N×1×S×S = unseen chart texels).
     """
-    from scipy.ndimage import distance_transform_edt
-
+    from .models.grid_prior import seen_source
     from .uv_layout import get_layout
 
     n, _, size, _ = visibility.shape
-    layout = get_layout(size)
-    mirror = layout.mirror_yx
-    has_mirror = mirror[..., 0] >= 0
-    mr, mc = np.where(has_mirror, mirror[..., 0], 0), np.where(has_mirror, mirror[..., 1], 0)
-    chart = layout.chart_mask if chart_mask is None else chart_mask[0, 0].cpu().numpy() > 0.5
+    chart = get_layout(size).chart_mask if chart_mask is None else chart_mask[0, 0].cpu().numpy() > 0.5
     grids, weights = [], []
     for seen in visibility[:, 0].cpu().numpy() > 0.5:
-        if not seen.any():
-            grids.append(np.zeros((size, size, 2), np.float32))
-            weights.append(np.zeros((size, size), np.float32))
-            continue
-        _, (ty, tx) = distance_transform_edt(~seen, return_indices=True)
-        use_mirror = has_mirror & seen[mr, mc] & ~seen
-        ty, tx = np.where(use_mirror, mr, ty), np.where(use_mirror, mc, tx)
+        ty, tx = seen_source(seen, same_part=False)
         grids.append(np.stack([(tx * 2 + 1) / size - 1, (ty * 2 + 1) / size - 1], -1).astype(np.float32))
-        weights.append((~seen & chart).astype(np.float32))
+        weights.append((~seen & chart).astype(np.float32) if seen.any() else np.zeros((size, size), np.float32))
     return torch.from_numpy(np.stack(grids)), torch.from_numpy(np.stack(weights))[:, None]
 
 
@@ -140,46 +130,6 @@ class PerceptualLoss(nn.Module):
         losses = [F.l1_loss(normalize_channels(a), normalize_channels(b)) for a, b in zip(fp, ft, strict=True)]
         # normalised features have per-texel unit length, so a mean L1 is ~1/sqrt(C); rescale to ~O(1)
         return sum(loss * a.shape[1] ** 0.5 for loss, a in zip(losses, fp, strict=True)) / len(losses)
-
-
-class PatchDiscriminator(nn.Module):
-    """pix2pixHD NLayerDiscriminator with getIntermFeat: returns every block's output (the last is the patch score)."""
-
-    def __init__(self, in_ch: int, ndf: int = 64, n_layers: int = 3):
-        super().__init__()
-        blocks = [nn.Sequential(nn.Conv2d(in_ch, ndf, 4, 2, 2), nn.LeakyReLU(0.2, True))]
-        ch = ndf
-        for n in range(1, n_layers + 1):
-            prev, ch = ch, min(ch * 2, 512)
-            stride = 2 if n < n_layers else 1
-            blocks.append(
-                nn.Sequential(nn.Conv2d(prev, ch, 4, stride, 2), nn.InstanceNorm2d(ch), nn.LeakyReLU(0.2, True))
-            )
-        blocks.append(nn.Sequential(nn.Conv2d(ch, 1, 4, 1, 2)))
-        self.blocks = nn.ModuleList(blocks)
-
-    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        feats = []
-        for block in self.blocks:
-            x = block(x)
-            feats.append(x)
-        return feats
-
-
-class MultiscaleDiscriminator(nn.Module):
-    """pix2pixHD: `num_d` PatchGANs on the image at 1, 1/2, 1/4 ... scale. Returns a list (per scale) of feature lists."""
-
-    def __init__(self, in_ch: int, ndf: int = 64, n_layers: int = 3, num_d: int = 2):
-        super().__init__()
-        self.scales = nn.ModuleList(PatchDiscriminator(in_ch, ndf, n_layers) for _ in range(num_d))
-
-    def forward(self, x: torch.Tensor) -> list[list[torch.Tensor]]:
-        outputs = []
-        for i, disc in enumerate(self.scales):
-            if i:
-                x = F.avg_pool2d(x, 3, stride=2, padding=1, count_include_pad=False)
-            outputs.append(disc(x))
-        return outputs
 
 
 def lsgan_loss(outputs: list[list[torch.Tensor]], target_is_real: bool) -> torch.Tensor:
@@ -259,11 +209,13 @@ class SamplerLoss(nn.Module):
 class RefinerLoss(nn.Module):
     """10·L1 + 10·perceptual + 10·FM + 1·GAN on the output texture, conditioned on the network's input.
 
-    The discriminator sees (condition, texture) concatenated, as in pix2pixHD's conditional D;
-    for the refiner the condition is T_sample and visibility, for the baseline the partial and visibility.
+    The discriminator (core.models.discriminators.define_D) belongs to the trainer, which optimises it;
+    this loss only scores, through the discriminator it is handed (SPADE's split). It sees
+    (condition, texture) concatenated, as in pix2pixHD's conditional D; for the refiner the condition
+    is T_sample and visibility, for the baseline the partial and visibility.
     """
 
-    def __init__(self, cfg: LossConfig = LossConfig(), condition_channels: int = 4, lpips_backbone_path=None):
+    def __init__(self, cfg: LossConfig = LossConfig(), lpips_backbone_path=None):
         super().__init__()
         self.cfg = cfg
         weights = cfg.perceptual_weights
@@ -272,15 +224,14 @@ class RefinerLoss(nn.Module):
 
             weights = f"{lpips_backbone_path}/{BACKBONE_FILES[cfg.perceptual_backbone]}"
         self.perceptual = PerceptualLoss(cfg.perceptual_backbone, weights)
-        self.discriminator = MultiscaleDiscriminator(condition_channels + 3, cfg.ndf, cfg.n_layers_d, cfg.num_d)
 
-    def generator_loss(self, output, target, condition, chart_mask=None):
+    def generator_loss(self, output, target, condition, discriminator, chart_mask=None):
         pred, real = composite(output, chart_mask), composite(target, chart_mask)
         l1 = F.l1_loss(pred, real)
         perceptual = self.perceptual(pred, real)
-        fake_out = self.discriminator(torch.cat([condition, pred], 1))
+        fake_out = discriminator(torch.cat([condition, pred], 1))
         with torch.no_grad():
-            real_out = self.discriminator(torch.cat([condition, real], 1))
+            real_out = discriminator(torch.cat([condition, real], 1))
         gan = lsgan_loss(fake_out, True)
         fm = feature_matching_loss(fake_out, real_out)
         c = self.cfg
@@ -288,10 +239,10 @@ class RefinerLoss(nn.Module):
         terms = {"l1": l1.detach(), "perceptual": perceptual.detach(), "fm": fm.detach(), "gan": gan.detach()}
         return total, terms
 
-    def discriminator_loss(self, output, target, condition, chart_mask=None, discriminator=None):
+    def discriminator_loss(self, output, target, condition, discriminator, chart_mask=None):
         """LSGAN D loss. Fake and real go through D in one batch (InstanceNorm is per sample, so this
         equals two calls), which is what a DistributedDataParallel-wrapped `discriminator` needs."""
-        disc = discriminator or self.discriminator
+        disc = discriminator
         pred, real = composite(output.detach(), chart_mask), composite(target, chart_mask)
         both = disc(torch.cat([torch.cat([condition, pred], 1), torch.cat([condition, real], 1)], 0))
         n = pred.shape[0]

@@ -32,6 +32,7 @@ from .uv_layout import MAX_SIZE, MIN_SIZE
 from .uv_layout import check_size as check_texture_size
 
 WEIGHT_FILES = {"sampler": "sampler.safetensors", "refiner": "refiner.safetensors", "lazova": "lazova.safetensors"}
+# Each method's networks, in the order models.methods.define_method passes them to the method object.
 METHODS = {"full": ("sampler", "refiner"), "lazova": ("lazova",)}
 PADDED_LAYERS = ("final", "mask", "sample", "refine")
 BATCH_CHUNK = 4  # textures per forward pass in complete_batch; bounds memory at large sizes
@@ -266,24 +267,20 @@ class Pipeline:
         partial = batch([p for p, _ in inputs]).permute(0, 3, 1, 2).to(self.device)
         visibility = batch([v for _, v in inputs])[:, None].to(self.device)
         partial, visibility = resize_partial(partial, visibility, (out_size, out_size))
-        if method == "full":
-            with self._autocast():
-                t_sample = self._models["sampler"](partial, visibility).t_sample
+        from .models.methods import define_method
+
+        def after_stage(stage):  # the sampling stage is done: its progress and time
+            nonlocal started
             self._sync()
             report("sample", fraction(1.0))
             timings["sample"] += time.perf_counter() - started
             started = time.perf_counter()
             report("refine", fraction(0.0))
-            with self._autocast():
-                t_final, t_refine, blend_mask = self._models["refiner"](t_sample, visibility)
-        else:
-            # The baseline predicts the texture directly: no sampling stage.
-            report("sample", fraction(1.0))
-            report("refine", fraction(0.0))
-            with self._autocast():
-                t_refine = self._models["lazova"](partial, visibility)
-            t_sample, t_final = partial, t_refine
-            blend_mask = torch.zeros_like(visibility)
+
+        with self._autocast():
+            completion = define_method(method, self._models)(partial, visibility, after_stage=after_stage)
+        t_final, t_sample, t_refine, blend_mask = completion
+        del completion
         self._sync()
         layers = {
             "final": t_final,

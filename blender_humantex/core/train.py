@@ -29,6 +29,7 @@ import platform
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -37,6 +38,7 @@ from .device import resolve_device
 from .errors import InputError, WeightsError
 from .losses import LossConfig, RefinerLoss, SamplerLoss, TextureLoss
 from .models import ModelConfig, build_model, count_parameters, load_model, save_model
+from .models.discriminators import define_D
 
 REAL_DATA_DESCRIPTION = (
     "real SMPL-UV textures: the 84-texture train split of ../shared/data/train_textures (SMPLitex, Casas and "
@@ -174,6 +176,52 @@ def _collate(items):
     return {k: torch.stack([_as_chw(it[k]) for it in items]) for k in keys}
 
 
+# ----------------------------------------------------------------------------- one stage per network
+
+
+class StageOutput(NamedTuple):
+    texture: torch.Tensor  # N×3×h×w: what the loss scores (h×w: the step's window)
+    condition: torch.Tensor | None  # N×4×h×w: what the discriminator is conditioned on (refiner, baseline)
+    layers: dict  # name -> N×C×h×w image layers for the preview grids
+    sampling_grid: torch.Tensor | None = None  # sampler: N×H×W×2, for the grid-guidance aid
+
+
+def _window(crop):
+    if crop is None:
+        return lambda x: x
+    top, left, c = crop
+    return lambda x: x[..., top : top + c, left : left + c]
+
+
+def sampler_stage(trainer, model, batch, crop) -> StageOutput:
+    """SamplerNet alone: T_sample is scored (the paper's first stage); always on the whole atlas."""
+    out = model(batch["partial"], batch["visibility"])
+    return StageOutput(out.t_sample, None, {"t_sample": out.t_sample}, out.sampling_grid)
+
+
+def refiner_stage(trainer, model, batch, crop) -> StageOutput:
+    """RefinerNet on the frozen sampler's T_sample (and the PCA estimate): T_final is scored."""
+    batch = trainer.refiner_inputs(batch)
+    partial, visibility = batch["partial"], batch["visibility"]
+    window = _window(crop)
+    t_sample = batch["t_sample"].to(partial)
+    t_pca = batch["t_pca"].to(partial) if "t_pca" in batch else None
+    out = model(t_sample, visibility, t_pca, crop=crop)
+    layers = {"t_sample": window(t_sample), "t_refine": out.t_refine, "blend_mask": out.blend_mask, "t_final": out.t_final}
+    return StageOutput(out.t_final, torch.cat([window(t_sample), window(visibility)], 1), layers)
+
+
+def lazova_stage(trainer, model, batch, crop) -> StageOutput:
+    """The baseline: its directly predicted texture is scored."""
+    window = _window(crop)
+    texture = model(batch["partial"], batch["visibility"], crop=crop)
+    condition = torch.cat([window(batch["partial"]), window(batch["visibility"])], 1)
+    return StageOutput(texture, condition, {"texture": texture})
+
+
+STAGES = {"sampler": sampler_stage, "refiner": refiner_stage, "lazova": lazova_stage}
+
+
 # ----------------------------------------------------------------------------- the trainer
 
 
@@ -212,9 +260,8 @@ class Trainer:
             self.loss = loss_class(self.loss_config, lpips_backbones).to(self.device)
             self.disc = None
         else:
-            self.loss = RefinerLoss(self.loss_config, condition_channels=4, lpips_backbone_path=lpips_backbones)
-            self.loss = self.loss.to(self.device)
-            self.disc = self.loss.discriminator
+            self.loss = RefinerLoss(self.loss_config, lpips_backbone_path=lpips_backbones).to(self.device)
+            self.disc = define_D(self.loss_config, condition_channels=4).to(self.device)
         if self.cuda:
             self.model = self.model.to(memory_format=torch.channels_last)
             if self.disc is not None:
@@ -281,26 +328,10 @@ class Trainer:
     def _autocast(self):
         return torch.autocast("cuda", dtype=self.amp_dtype, enabled=self.cuda)
 
-    def forward(self, batch, model=None, crop=None):
-        """-> (output texture the loss sees, condition for D, dict of image layers for previews, sampling grid).
-
-        With `crop` = (top, left, c) the refiner and the baseline produce only that window (training)."""
-        model = model or self.model_ddp
-        partial, visibility = batch["partial"], batch["visibility"]
-        kind = self.cfg.kind
-        if kind == "sampler":
-            out = model(partial, visibility)
-            return out.t_sample, None, {"t_sample": out.t_sample}, out.sampling_grid
-        window = (lambda x: x) if crop is None else (lambda x: x[..., crop[0] : crop[0] + crop[2], crop[1] : crop[1] + crop[2]])
-        if kind == "refiner":
-            batch = self.refiner_inputs(batch)
-            t_sample = batch["t_sample"].to(partial)
-            out = model(t_sample, visibility, batch["t_pca"].to(partial) if "t_pca" in batch else None, crop=crop)
-            layers = {"t_sample": window(t_sample), "t_refine": out.t_refine, "blend_mask": out.blend_mask,
-                      "t_final": out.t_final}
-            return out.t_final, torch.cat([window(t_sample), window(visibility)], 1), layers, None
-        texture = model(partial, visibility, crop=crop)
-        return texture, torch.cat([window(partial), window(visibility)], 1), {"texture": texture}, None
+    def forward(self, batch, model=None, crop=None) -> StageOutput:
+        """This kind's stage (STAGES) on a batch; with `crop` = (top, left, c) the refiner and the
+        baseline produce only that window (training)."""
+        return STAGES[self.cfg.kind](self, model or self.model_ddp, batch, crop)
 
     def train_step(self, batch) -> dict[str, float]:
         batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
@@ -316,15 +347,15 @@ class Trainer:
             loss_mask = loss_mask[..., top : top + c, left : left + c]
         self.model.train()
         with self._autocast():
-            output, condition, _, sampling_grid = self.forward(batch, crop=crop)
+            out = self.forward(batch, crop=crop)
+            output, condition = out.texture.float(), out.condition
             if self.cfg.kind == "sampler":
-                total, terms = self.loss(output.float(), target, loss_mask,
-                                         guidance=(batch["visibility"], sampling_grid))
+                total, terms = self.loss(output, target, loss_mask, guidance=(batch["visibility"], out.sampling_grid))
             elif self.disc is None:
-                total, terms = self.loss(output.float(), target, loss_mask)
+                total, terms = self.loss(output, target, loss_mask)
             else:
                 self.disc.requires_grad_(False)
-                total, terms = self.loss.generator_loss(output.float(), target, condition, loss_mask)
+                total, terms = self.loss.generator_loss(output, target, condition, self.disc, loss_mask)
         self.opt.zero_grad(set_to_none=True)
         total.backward()
         self.opt.step()
@@ -332,8 +363,7 @@ class Trainer:
         if self.disc is not None:
             self.disc.requires_grad_(True)
             with self._autocast():
-                d_total, d_terms = self.loss.discriminator_loss(output.float(), target, condition,
-                                                                loss_mask, discriminator=self.disc_ddp)
+                d_total, d_terms = self.loss.discriminator_loss(output, target, condition, self.disc_ddp, loss_mask)
             self.opt_d.zero_grad(set_to_none=True)
             d_total.backward()
             self.opt_d.step()
@@ -420,7 +450,7 @@ class Trainer:
         self.model.eval()
         batch = {k: v[:4].to(self.device) for k, v in batch.items()}
         with self._autocast():
-            _, _, layers, _ = self.forward(batch, model=self.model)
+            layers = self.forward(batch, model=self.model).layers
         columns = [batch["partial"], batch["visibility"], *layers.values(), batch["target"]]
         rows = []
         for i in range(batch["target"].shape[0]):

@@ -44,8 +44,10 @@ def _layout_tables(size: int):
     return layout.chart_mask, part, layout.mirror_yx, boxes
 
 
-def seen_source(seen: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Row and column of the texel each texel reads from, for one square boolean `seen` mask."""
+def seen_source(seen: np.ndarray, same_part: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Row and column of the texel each unseen chart texel reads from, for one square boolean `seen` mask:
+    its mirror partner if seen, else the nearest seen texel of its own DensePose part (`same_part`) or
+    anywhere (not `same_part`: the sampler loss's guide), else the nearest seen texel anywhere."""
     size = seen.shape[0]
     chart, part, mirror_yx, boxes = _layout_tables(size)
     src_y, src_x = np.mgrid[:size, :size]
@@ -60,7 +62,7 @@ def seen_source(seen: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     src_y[partner_seen], src_x[partner_seen] = my[partner_seen], mx[partner_seen]
     todo &= ~partner_seen
 
-    for p, (rows, cols) in boxes.items():
+    for p, (rows, cols) in boxes.items() if same_part else ():
         in_part = part[rows, cols] == p
         need = todo[rows, cols] & in_part
         have = seen[rows, cols] & in_part
