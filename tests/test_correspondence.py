@@ -1,0 +1,139 @@
+"""The data-driven parts of the method: the correspondence prior, the texture PCA and the real-texture split.
+
+Built here from constructed textures whose answer is known, and from the real training textures.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from blender_humantex.core.data.textures import load_textures, texture_files
+from blender_humantex.core.errors import WeightsError
+from blender_humantex.core.models.correspondence import (
+    PriorSampler,
+    build_prior,
+    load_prior,
+    save_prior,
+    select_sources,
+)
+from blender_humantex.core.models.texture_pca import PCAEstimator, fit_pca, load_pca, save_pca
+from blender_humantex.core.uv_layout import LAYOUT_ID, get_layout
+
+SIZE = 64
+
+
+@pytest.fixture(scope="module")
+def twins():
+    """Random textures in which every chart texel of the left half repeats at a fixed partner texel."""
+    rng = np.random.default_rng(0)
+    chart = get_layout(SIZE).chart_mask
+    textures = rng.random((12, SIZE, SIZE, 3)).astype(np.float32) * chart[..., None]
+    ys, xs = np.nonzero(chart)
+    partner = {}
+    order = rng.permutation(len(ys))
+    for a, b in zip(order[::2], order[1::2], strict=False):  # pair chart texels at random
+        textures[:, ys[b], xs[b]] = textures[:, ys[a], xs[a]]
+        partner[(ys[a], xs[a])] = (ys[b], xs[b])
+        partner[(ys[b], xs[b])] = (ys[a], xs[a])
+    return textures, chart, partner
+
+
+def test_build_prior_finds_the_texel_that_always_agrees(twins):
+    textures, chart, partner = twins
+    sources, cost = build_prior(textures, np.ones(textures.shape[:3], bool), chart, k=4, chunk=500)
+    checked = 0
+    for (y, x), (py, px) in list(partner.items())[:200]:
+        assert sources[y * SIZE + x, 0] == py * SIZE + px
+        assert cost[y * SIZE + x, 0] == pytest.approx(0.0, abs=1e-5)
+        assert np.all(np.diff(cost[y * SIZE + x]) >= -1e-6)  # best first
+        checked += 1
+    assert checked == 200
+    assert np.isinf(cost[~chart.reshape(-1)]).all()  # no sources outside the charts
+
+
+def test_select_sources_takes_seen_sources_in_rank_order():
+    sources = torch.tensor([[1, 2, 3, 0], [0, 2, 3, 1]])  # T=2 texels, K=4
+    cost = torch.tensor([[0.1, 0.2, 0.3, 0.4], [0.0, 0.05, 0.5, 0.9]])
+    seen = torch.tensor([[False, False, True, True]])  # texels 2 and 3 are seen
+    index, weight = select_sources(sources, cost, seen, slots=2, temperature=0.1)
+    assert index[0, 0].tolist() == [2, 3] and index[0, 1].tolist() == [2, 3]
+    assert weight[0, 0, 0] == pytest.approx(1.0) and weight[0, 0, 1] == pytest.approx(np.exp(-1.0), rel=1e-5)
+    none_seen = torch.zeros(1, 4, dtype=torch.bool)
+    _, weight = select_sources(sources, cost, none_seen, slots=2, temperature=0.1)
+    assert not weight.any() and torch.isfinite(weight).all()
+
+
+def test_prior_file_round_trip_and_bad_files(twins, tmp_path):
+    textures, chart, _ = twins
+    sources, cost = build_prior(textures, np.ones(textures.shape[:3], bool), chart, k=4)
+    path = save_prior(tmp_path / "prior.safetensors", sources, cost, SIZE, {"uv_layout": LAYOUT_ID})
+    prior = load_prior(path)
+    inside = chart.reshape(-1)
+    assert prior.size == SIZE and prior.k == 4
+    np.testing.assert_array_equal(prior.sources[inside], sources[inside])
+    np.testing.assert_allclose(prior.cost[inside], cost[inside], rtol=1e-3, atol=1e-4)  # stored as float16
+    (tmp_path / "cut.safetensors").write_bytes(path.read_bytes()[:200])
+    with pytest.raises(WeightsError, match="cannot read"):
+        load_prior(tmp_path / "cut.safetensors")
+    other = save_prior(tmp_path / "other.safetensors", sources, cost, SIZE, {"uv_layout": "some_other_layout"})
+    with pytest.raises(WeightsError, match="UV layout"):
+        load_prior(other)
+    with pytest.raises(WeightsError, match="not found"):
+        load_prior(tmp_path / "missing.safetensors")
+
+
+def test_prior_sampler_copies_the_partner_and_keeps_what_was_seen(twins, tmp_path):
+    textures, chart, partner = twins
+    sources, cost = build_prior(textures, np.ones(textures.shape[:3], bool), chart, k=4)
+    prior = load_prior(save_prior(tmp_path / "p.safetensors", sources, cost, SIZE, {"uv_layout": LAYOUT_ID}))
+    sampler = PriorSampler(prior, slots=2, temperature=0.001, passes=1)
+    target = textures[0]
+    rng = np.random.default_rng(1)
+    seen = chart & (rng.random(chart.shape) < 0.5)
+    partial = torch.from_numpy(target * seen[..., None]).permute(2, 0, 1)[None]
+    visibility = torch.from_numpy(seen.astype(np.float32))[None, None]
+    filled, reached = sampler(partial, visibility)
+    filled = filled[0].permute(1, 2, 0).numpy()
+    np.testing.assert_array_equal(filled[seen], target[seen])
+    hits = [(y, x) for (y, x), (py, px) in partner.items() if not seen[y, x] and seen[py, px]]
+    assert len(hits) > 100
+    for y, x in hits:  # an unseen texel whose always-equal partner was seen gets exactly its colour
+        np.testing.assert_allclose(filled[y, x], target[y, x], atol=1e-5)
+        assert reached[0, 0, y, x] == 1
+
+
+def test_pca_conditional_mean_recovers_a_texture_in_its_span(tmp_path):
+    rng = np.random.default_rng(2)
+    chart = get_layout(SIZE).chart_mask
+    textures = (0.5 + 0.1 * rng.standard_normal((40, SIZE, SIZE, 3))).clip(0, 1).astype(np.float32) * chart[..., None]
+    mean, basis = fit_pca(textures, k=8)
+    pca = load_pca(save_pca(tmp_path / "pca.safetensors", mean, basis, {"uv_layout": LAYOUT_ID, "ridge": "1e-4"}))
+    z = rng.standard_normal(8).astype(np.float32)
+    texture = np.clip(pca.mean + np.tensordot(z, pca.basis, axes=1), 0, 1) * chart[..., None]
+    seen = chart & (rng.random(chart.shape) < 0.4)
+    estimate = PCAEstimator(pca, ridge=1e-4)(
+        torch.from_numpy(texture * seen[..., None]).permute(2, 0, 1)[None],
+        torch.from_numpy(seen.astype(np.float32))[None, None],
+    )[0].permute(1, 2, 0).numpy()
+    unseen = chart & ~seen
+    assert np.abs(estimate[unseen] - texture[unseen]).mean() < 0.01
+    # far from the data: the mean alone would be much worse
+    assert np.abs(pca.mean[unseen] - texture[unseen]).mean() > 5 * np.abs(estimate[unseen] - texture[unseen]).mean()
+
+
+def test_real_texture_split_is_fixed_and_disjoint():
+    validation = texture_files("validation")
+    train = texture_files("train")
+    assert len(validation) == 14 and len(train) == 84 + 9
+    assert not {p.name for p in validation} & {p.name for p in train}
+    assert all("dev_textures" not in str(p) for p in train + validation)
+    # TexDreamer's alpha marks valid texels; SMPLitex textures are valid on the whole chart
+    textures, valid, names = load_textures("train", 64)
+    chart = get_layout(64).chart_mask
+    smplitex = [i for i, n in enumerate(names) if n.startswith("SMPLitex")]
+    assert all(np.array_equal(valid[i], chart) for i in smplitex)
+    t2uv = [i for i, n in enumerate(names) if n.startswith("t2uv")]
+    assert t2uv and all(valid[i].sum() <= chart.sum() for i in t2uv)
+    assert not textures[:, ~chart].any()
