@@ -110,6 +110,9 @@ def test_pca_conditional_mean_recovers_a_texture_in_its_span(tmp_path):
     textures = (0.5 + 0.1 * rng.standard_normal((40, SIZE, SIZE, 3))).clip(0, 1).astype(np.float32) * chart[..., None]
     mean, basis = fit_pca(textures, k=8)
     pca = load_pca(save_pca(tmp_path / "pca.safetensors", mean, basis, {"uv_layout": LAYOUT_ID, "ridge": "1e-4"}))
+    # the file holds what was fitted (float16), chart texels only
+    np.testing.assert_allclose(pca.basis, basis * chart[..., None], atol=2e-3)
+    np.testing.assert_allclose(pca.mean, mean * chart[..., None], atol=2e-3)
     z = rng.standard_normal(8).astype(np.float32)
     texture = np.clip(pca.mean + np.tensordot(z, pca.basis, axes=1), 0, 1) * chart[..., None]
     seen = chart & (rng.random(chart.shape) < 0.4)

@@ -91,7 +91,8 @@ def save_prior(path, sources: np.ndarray, cost: np.ndarray, size: int, metadata:
     # Only chart texels have sources: store their rows (77% of the square), with 16-bit indices.
     rows = np.flatnonzero(get_layout(size).chart_mask.reshape(-1))
     index_dtype = np.uint16 if size * size <= 1 << 16 else np.int32
-    tensors = {"sources": sources[rows].astype(index_dtype), "cost": np.minimum(cost[rows], 6e4).astype(np.float16)}
+    tensors = {"sources": np.ascontiguousarray(sources[rows], index_dtype),
+               "cost": np.ascontiguousarray(np.minimum(cost[rows], 6e4), np.float16)}
     meta = {"format": PRIOR_FORMAT, "size": str(size), "k": str(sources.shape[1])}
     meta.update({key: str(value) for key, value in metadata.items()})
     return atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=meta))

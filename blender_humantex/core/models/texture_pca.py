@@ -50,7 +50,10 @@ def save_pca(path, mean: np.ndarray, basis: np.ndarray, metadata: dict):
     chart = get_layout(size).chart_mask  # only chart texels are stored (77% of the square)
     meta = {"format": PCA_FORMAT, "size": str(size), "k": str(basis.shape[0])}
     meta.update({key: str(value) for key, value in metadata.items()})
-    tensors = {"mean": mean[chart].astype(np.float16), "basis": basis[:, chart].astype(np.float16)}
+    # safetensors writes an array's buffer as it lies in memory: boolean indexing on a middle axis
+    # leaves it non-C-ordered, so make it contiguous first
+    tensors = {"mean": np.ascontiguousarray(mean[chart], np.float16),
+               "basis": np.ascontiguousarray(basis[:, chart], np.float16)}
     return atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=meta))
 
 
