@@ -13,8 +13,8 @@ import textwrap
 
 # Blender's UI font at scale 1 averages about this many pixels per character; the margin is the
 # panel's border, the icon and the tooltip button beside the text.
-CHAR_WIDTH_PX = 6.5
-MARGIN_PX = 60
+CHAR_WIDTH_PX = 7.0
+MARGIN_PX = 100
 MIN_CHARS = 16
 
 # An absolute path: /a/b, ~/a/b or C:\a\b (two separators at least, so "I/O" or "//x" stay).
