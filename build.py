@@ -59,8 +59,7 @@ def check_manifest(manifest: dict) -> None:
     if listed != present:
         raise BuildError(f"blender_manifest.toml wheels {listed} != wheels/ contents {present}")
     namespace: dict = {}
-    init = (PACKAGE / "__init__.py").read_text(encoding="utf-8")
-    exec(next(line for line in init.splitlines() if line.startswith("__version__")), namespace)
+    exec((PACKAGE / "version.py").read_text(encoding="utf-8"), namespace)
     if manifest["version"] != namespace["__version__"]:
         raise BuildError(f"manifest version {manifest['version']} != package __version__ {namespace['__version__']}")
 

@@ -47,8 +47,9 @@ def peak_rss_mib() -> float:
 
 
 def ensure_weights(weights_dir: str | None) -> tuple[Path, str]:
+    from blender_humantex.core.files import DEFAULT_WEIGHTS_DIR
     from blender_humantex.core.models import LazovaNet, RefinerNet, SamplerNet, save_model
-    from blender_humantex.core.pipeline import DEFAULT_WEIGHTS_DIR, WEIGHT_FILES
+    from blender_humantex.core.pipeline import WEIGHT_FILES
 
     folder = Path(weights_dir) if weights_dir else DEFAULT_WEIGHTS_DIR
     if all((folder / name).is_file() for name in WEIGHT_FILES.values()):
@@ -139,7 +140,8 @@ def bench_widths(repeats):
 def child(mode: str, weights: str, workdir: str) -> None:
     """Runs in a fresh process; prints one JSON line."""
     started = time.perf_counter()
-    from blender_humantex.core.pipeline import Pipeline, generate
+    from blender_humantex.core.job import from_photo
+    from blender_humantex.core.pipeline import Pipeline
 
     pipeline = Pipeline(weights_dir=weights, device="cpu")
     imported = time.perf_counter() - started
@@ -149,8 +151,8 @@ def child(mode: str, weights: str, workdir: str) -> None:
                           "rss_mib": peak_rss_mib()}))
     elif mode == "generate4k":
         folder = Path(workdir)
-        report = generate(pipeline, out_dir=folder / "out", photo=folder / "photo4k.png", iuv=folder / "iuv4k.png",
-                          inds=folder / "inds4k.png", size=1024)
+        report = from_photo(pipeline, out_dir=folder / "out", photo=folder / "photo4k.png", iuv=folder / "iuv4k.png",
+                            inds=folder / "inds4k.png", size=1024)
         print(json.dumps({"timings": report["timings"], "rss_mib": peak_rss_mib()}))
     elif mode == "complete4096":
         partials, visibilities = test_inputs(4096)

@@ -83,7 +83,8 @@ def main() -> int:
         client.close()
         print(f"  cold start {i + 1}: {cold[-1]:.2f} s")
 
-    from blender_humantex.core.pipeline import Pipeline, generate
+    from blender_humantex.core.job import generate
+    from blender_humantex.core.pipeline import Pipeline
 
     client = WorkerClient(
         sys.executable, device=args.device, weights_dir=weights_dir, log_path=scratch / "w.log"

@@ -9,7 +9,7 @@ This file imports neither bpy nor torch, so `import blender_humantex` works in B
 Python, in the worker's Python, and in a plain interpreter. Blender calls register()/unregister().
 """
 
-__version__ = "0.1.0"
+from .version import __version__  # noqa: F401  (the package's public version)
 
 
 def register():

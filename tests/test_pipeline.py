@@ -1,4 +1,4 @@
-"""core.pipeline: Pipeline.complete / complete_batch and generate() on real DensePose data.
+"""core.pipeline (Pipeline.complete / complete_batch) and core.job (files in, files out) on real DensePose data.
 
 The weights used here are RANDOM: small SamplerNet / RefinerNet / LazovaNet instances are built
 and saved as safetensors into a tmp dir at the start of the module. Everything checked (shapes,
@@ -14,9 +14,11 @@ import pytest
 import torch
 from PIL import Image
 
+from blender_humantex.core import job
 from blender_humantex.core import pipeline as pl
 from blender_humantex.core.errors import CancelledError, DependencyError, InputError, WeightsError
 from blender_humantex.core.imageio import read_rgb, write_png
+from blender_humantex.core.layers import LAYER_NAMES
 from blender_humantex.core.models import LazovaNet, ModelConfig, RefinerNet, SamplerNet, save_model
 
 SMALL = {
@@ -67,41 +69,41 @@ def partial_files(tmp_path_factory, real_partial):
 def test_complete_layers_shapes_ranges_and_equations(pipeline, real_partial):
     partial, visibility = real_partial
     layers = pipeline.complete(partial, visibility)
-    assert set(layers) == set(pl.LAYER_NAMES)
+    assert isinstance(layers, pl.Layers) and set(layers.as_dict()) == set(LAYER_NAMES)
     for name in ("final", "sample", "refine", "partial"):
-        assert layers[name].shape == (512, 512, 3) and layers[name].dtype == np.float32
+        assert getattr(layers, name).shape == (512, 512, 3) and getattr(layers, name).dtype == np.float32
     for name in ("mask", "visibility"):
-        assert layers[name].shape == (512, 512) and layers[name].dtype == np.float32
-    for array in layers.values():
+        assert getattr(layers, name).shape == (512, 512) and getattr(layers, name).dtype == np.float32
+    for array in layers.as_dict().values():
         assert array.min() >= 0 and array.max() <= 1
     seen = visibility == 1
-    assert np.array_equal(layers["sample"][seen], partial[seen])
-    assert np.array_equal(layers["partial"], partial)
-    m = layers["mask"][..., None]
-    np.testing.assert_allclose(layers["final"], layers["sample"] * m + layers["refine"] * (1 - m), atol=1e-5)
-    assert (layers["sample"][~seen].max(axis=1) > 0).sum() > 1000  # the sampler filled unseen texels
+    assert np.array_equal(layers.sample[seen], partial[seen])
+    assert np.array_equal(layers.partial, partial)
+    m = layers.mask[..., None]
+    np.testing.assert_allclose(layers.final, layers.sample * m + layers.refine * (1 - m), atol=1e-5)
+    assert (layers.sample[~seen].max(axis=1) > 0).sum() > 1000  # the sampler filled unseen texels
 
 
 @pytest.mark.parametrize("size", [128, 1024])
 def test_complete_at_other_sizes(pipeline, real_partial, size):
     layers = pipeline.complete(*real_partial, size=size)
-    assert layers["final"].shape == (size, size, 3) and layers["mask"].shape == (size, size)
-    m = layers["mask"][..., None]
-    np.testing.assert_allclose(layers["final"], layers["sample"] * m + layers["refine"] * (1 - m), atol=1e-5)
+    assert layers.final.shape == (size, size, 3) and layers.mask.shape == (size, size)
+    m = layers.mask[..., None]
+    np.testing.assert_allclose(layers.final, layers.sample * m + layers.refine * (1 - m), atol=1e-5)
 
 
 def test_uint8_inputs_are_accepted(pipeline, real_partial):
     partial, visibility = real_partial
     as_float = pipeline.complete(partial, visibility, size=128)
     as_u8 = pipeline.complete((partial * 255).round().astype(np.uint8), (visibility * 255).astype(np.uint8), size=128)
-    np.testing.assert_allclose(as_u8["final"], as_float["final"], atol=2e-3)
+    np.testing.assert_allclose(as_u8.final, as_float.final, atol=2e-3)
 
 
 def test_lazova_method(pipeline, real_partial):
     layers = pipeline.complete(*real_partial, size=256, method="lazova")
-    assert np.array_equal(layers["final"], layers["refine"])
-    assert not layers["mask"].any()
-    assert np.array_equal(layers["sample"], layers["partial"])
+    assert np.array_equal(layers.final, layers.refine)
+    assert not layers.mask.any()
+    assert np.array_equal(layers.sample, layers.partial)
 
 
 def test_weights_are_loaded_once_and_described(weights_dir, real_partial):
@@ -127,10 +129,10 @@ def test_complete_batch_matches_single(pipeline, real_partial):
     small = (partial[::2, ::2], visibility[::2, ::2])
     flipped = (partial[:, ::-1].copy(), visibility[:, ::-1].copy())
     batch = pipeline.complete_batch([partial, small[0], flipped[0]], [visibility, small[1], flipped[1]])
-    assert [r["final"].shape[0] for r in batch] == [256, 128, 256]
+    assert [r.final.shape[0] for r in batch] == [256, 128, 256]
     for result, (p, v) in zip(batch, [(partial, visibility), small, flipped], strict=True):
         single = pipeline.complete(p, v)
-        np.testing.assert_allclose(result["final"], single["final"], atol=2e-3)
+        np.testing.assert_allclose(result.final, single.final, atol=2e-3)
     assert pipeline.complete_batch([], []) == []
 
 
@@ -142,7 +144,7 @@ def test_missing_weights_say_what_to_do(tmp_path, real_partial):
     assert info["sampler"]["missing"] is True
     # a lazova-only folder serves the baseline but not the full method
     write_random_weights(tmp_path, kinds=("lazova",))
-    assert pipeline.complete(*real_partial, size=64, method="lazova")["final"].shape == (64, 64, 3)
+    assert pipeline.complete(*real_partial, size=64, method="lazova").final.shape == (64, 64, 3)
     with pytest.raises(WeightsError, match="sampler"):
         pipeline.load("full")
 
@@ -190,11 +192,23 @@ def test_bad_method_and_device(pipeline, real_partial):
             pl.Pipeline(device="cuda")
 
 
+def test_one_device_resolver_for_inference_and_training():
+    from blender_humantex.core.device import resolve_device
+
+    assert resolve_device("cpu") == resolve_device(" CPU ") == "cpu"
+    assert resolve_device("auto", index=1, mps=False) in ("cpu", "cuda:1")  # training: a rank's own GPU, never mps
+    with pytest.raises(InputError, match="unknown device"):
+        resolve_device("tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(DependencyError, match="no usable CUDA"):
+            resolve_device("cuda", index=1)
+
+
 # ----------------------------------------------------------------------------- generate
 
 
 def check_output_folder(out, size):
-    for name in pl.LAYER_NAMES:
+    for name in LAYER_NAMES:
         with Image.open(out / f"{name}.png") as img:
             assert img.format == "PNG" and img.size == (size, size)
             assert img.mode == ("L" if name in ("mask", "visibility") else "RGB")
@@ -208,12 +222,12 @@ def check_output_folder(out, size):
 
 def test_generate_from_partial_files(pipeline, partial_files, tmp_path):
     stages = []
-    report = pl.generate(
+    report = job.from_partial(
         pipeline, out_dir=tmp_path / "out", partial=partial_files[0], visibility=partial_files[1], size=256,
         progress=lambda stage, fraction: stages.append((stage, fraction)),
     )
     meta = check_output_folder(tmp_path / "out", 256)
-    assert set(report["outputs"]) == set(pl.OUTPUT_FILES)
+    assert set(report["outputs"]) == set(job.OUTPUT_FILES)
     assert all(p.startswith(str(tmp_path)) for p in report["outputs"].values())
     assert meta["weights"]["sampler"]["id"] == pipeline.weights_info()["sampler"]["id"]
     assert meta["input_size"] == 512 and meta["method"] == "full"
@@ -226,7 +240,7 @@ def test_generate_from_partial_files(pipeline, partial_files, tmp_path):
 def test_generate_from_photo_and_densepose(pipeline, samples, tmp_path):
     folder = samples / "densepose_pr99"
     stages = []
-    report = pl.generate(
+    report = job.from_photo(
         pipeline, out_dir=tmp_path / "out", photo=folder / "im.jpg", iuv=folder / "IUV.png", inds=folder / "INDS.png",
         size=256, progress=lambda stage, fraction: stages.append(stage),
     )
@@ -238,8 +252,8 @@ def test_generate_from_photo_and_densepose(pipeline, samples, tmp_path):
 
 
 def test_generate_lazova_writes_the_same_files(pipeline, partial_files, tmp_path):
-    pl.generate(pipeline, out_dir=tmp_path, partial=partial_files[0], visibility=partial_files[1], size=128,
-                method="lazova")
+    job.from_partial(pipeline, out_dir=tmp_path, partial=partial_files[0], visibility=partial_files[1], size=128,
+                     method="lazova")
     meta = check_output_folder(tmp_path, 128)
     assert meta["method"] == "lazova" and "lazova" in meta["weights"] and "note" in meta
 
@@ -250,19 +264,19 @@ def test_cancel_before_writing(pipeline, partial_files, tmp_path):
             raise CancelledError("cancelled by the user")
 
     with pytest.raises(CancelledError):
-        pl.generate(pipeline, out_dir=tmp_path / "out", partial=partial_files[0], visibility=partial_files[1],
-                    progress=progress)
+        job.from_partial(pipeline, out_dir=tmp_path / "out", partial=partial_files[0], visibility=partial_files[1],
+                         progress=progress)
     assert not (tmp_path / "out").exists()
 
 
 def test_generate_bad_requests(pipeline, partial_files, samples, tmp_path):
     with pytest.raises(InputError, match="either photo"):
-        pl.generate(pipeline, out_dir=tmp_path, photo=samples / "densepose_pr99" / "im.jpg",
-                    partial=partial_files[0], visibility=partial_files[1])
+        job.generate(pipeline, out_dir=tmp_path, photo=samples / "densepose_pr99" / "im.jpg",
+                     partial=partial_files[0], visibility=partial_files[1])
     with pytest.raises(InputError, match="either photo"):
-        pl.generate(pipeline, out_dir=tmp_path, partial=partial_files[0])
+        job.generate(pipeline, out_dir=tmp_path, partial=partial_files[0])
     (tmp_path / "file").write_text("x")
     with pytest.raises(InputError, match="not a folder"):
-        pl.generate(pipeline, out_dir=tmp_path / "file", partial=partial_files[0], visibility=partial_files[1])
+        job.from_partial(pipeline, out_dir=tmp_path / "file", partial=partial_files[0], visibility=partial_files[1])
     with pytest.raises(InputError, match="not found"):
-        pl.generate(pipeline, out_dir=tmp_path / "o", partial=tmp_path / "nope.png", visibility=partial_files[1])
+        job.from_partial(pipeline, out_dir=tmp_path / "o", partial=tmp_path / "nope.png", visibility=partial_files[1])

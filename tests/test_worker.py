@@ -177,6 +177,7 @@ def test_cancel_mid_job_leaves_no_files(client, photo_job, tmp_path):
         job.wait(timeout=60)
     assert info.value.kind == "cancelled"
     assert job.state == "cancelled" and job.done
+    assert job.cancelled and not job.failed and job.result is None  # the future-like view says the same
     assert list(tmp_path.iterdir()) == [], "a cancelled job must leave no (half) files"
     # ... and the worker keeps serving.
     assert client.run(out_dir=tmp_path / "after", **photo_job)["outputs"]["final"]
@@ -191,6 +192,7 @@ def test_kill_9_mid_job_then_recovery(client, photo_job, tmp_path):
         job.wait(timeout=30)
     assert info.value.kind == "worker_died"
     assert "signal 9" in info.value.message
+    assert job.done and job.failed and not job.cancelled and job.error is info.value
     assert not client.alive
     if sys.platform.startswith("linux"):
         assert not Path(f"/proc/{old_pid}").exists(), "the killed worker was not reaped (zombie)"

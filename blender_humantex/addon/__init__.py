@@ -25,6 +25,7 @@ _classes = (
     properties.HumantexSettings,
     operators.HUMANTEX_OT_generate,
     operators.HUMANTEX_OT_cancel,
+    operators.HUMANTEX_OT_photo_to_camera,
     operators.HUMANTEX_OT_preview_layer,
     operators.HUMANTEX_OT_message,
     panel.HUMANTEX_PT_generate,
@@ -39,7 +40,10 @@ def run_batch_command(argv) -> int:
     """`blender -c humantex_batch ARGS`: the batch, with the exit code Blender should return."""
     from .batch import main
 
-    return main(list(argv))
+    try:
+        return main(list(argv))
+    except SystemExit as e:  # argparse's --help and usage errors: an exit code, not a traceback
+        return e.code if isinstance(e.code, int) else 2
 
 
 def register():

@@ -5,7 +5,9 @@
 
 Manifest (paths relative to the manifest's folder):
     {"jobs": [{"object": "Body", "photo": "im.jpg", "iuv": "IUV.png", "inds": "INDS.png",
-               "person": 1, "size": 1024, "iuv_order": "vui"}]}
+               "person": 1, "size": 1024, "iuv_order": "vui"},
+              {"object": "Body", "source": "camera", "photo": "im.jpg", "mask": "mask.png", "size": 1024}]}
+A "camera" job projects the photo through the scene's camera onto the object's posed mesh.
 A bare list of jobs is accepted too. Resumable: `<manifest>.status.json` beside the manifest
 (jobs.json -> jobs.status.json) records each job's outcome under a key made of the job, the .blend
 it was applied to, and its input files' size and modification time, so a rerun on the same .blend
@@ -16,6 +18,7 @@ done, so a crash never leaves a "done" job whose material was not saved.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import json
 import os
@@ -24,11 +27,15 @@ import time
 
 import bpy
 
+from ..worker.protocol import GENERATE_FIELDS, PATH_FIELDS, GenerateRequest, ProtocolError
 from .operators import GenerationTask, build_request
 from .preferences import DEVICE_ITEMS, worker_settings
 
-JOB_FIELDS = ("object", "photo", "iuv", "inds", "person", "size", "iuv_order")
-PATH_FIELDS = ("photo", "iuv", "inds")
+# A job is the object's name plus the fields of a worker request (less out_dir: the add-on's output
+# folder). "source": "camera" projects the photo through the scene camera onto the object's posed
+# mesh (the batch writes the mesh and camera files itself, as the panel does).
+SOURCES = ("densepose", "camera")
+JOB_FIELDS = ("object", "source", *(name for name in GENERATE_FIELDS if name not in ("out_dir", "mesh", "camera")))
 DEFAULT_SIZE = 1024
 
 
@@ -97,24 +104,32 @@ def _write_status(path: str, status: dict) -> None:
     os.replace(tmp, path)
 
 
-def job_fields(job: dict, base_dir: str) -> dict:
-    """A job as worker request fields, with paths made absolute against the manifest folder."""
+def job_request(job: dict, base_dir: str) -> GenerateRequest:
+    """A job as a worker request, with paths made absolute against the manifest folder."""
     unknown = sorted(set(job) - set(JOB_FIELDS))
     if unknown:
         raise _input_error(f"unknown job field(s) {', '.join(unknown)}; expected {', '.join(JOB_FIELDS)}")
-    for key in ("object", "photo", "iuv"):
+    source = job.get("source", "densepose")
+    if source not in SOURCES:
+        raise _input_error(f"job source must be one of {', '.join(SOURCES)}, got {source!r}")
+    for key in ("object", "photo") + (("iuv",) if source == "densepose" else ()):
         if not isinstance(job.get(key), str) or not job[key]:
             raise _input_error(f"job needs a {key!r} string")
-    fields = {key: os.path.normpath(os.path.join(base_dir, job[key])) for key in PATH_FIELDS if job.get(key)}
+    fields = {key: value for key, value in job.items() if key not in ("object", "source")}
     try:
         fields["size"] = int(job.get("size", DEFAULT_SIZE))
         if "person" in job:
             fields["person"] = int(job["person"])
     except (TypeError, ValueError):
         raise _input_error(f"size and person must be integers, got {job.get('size')!r}, {job.get('person')!r}") from None
-    if job.get("iuv_order"):
-        fields["iuv_order"] = job["iuv_order"]
-    return fields
+    try:
+        # a camera job's mesh and camera are written when it runs: check it as if they were there
+        stand_ins = {"mesh": "-", "camera": "-"} if source == "camera" else {}
+        request = GenerateRequest.from_message(dict(fields, out_dir=base_dir, **stand_ins))
+    except ProtocolError as e:
+        raise _input_error(str(e)) from None
+    request = dataclasses.replace(request, mesh=None, camera=None)
+    return dataclasses.replace(request.with_absolute_paths(base_dir), out_dir=None)
 
 
 def _check_save_as(save_as: str) -> None:
@@ -168,11 +183,13 @@ def run_batch(manifest: str, *, save_as: str | None = None, rerun: bool = False,
         started = time.perf_counter()
         record = {"object": job.get("object"), "index": number - 1, "blend": blend}
         try:
-            fields = job_fields(job, os.path.dirname(manifest))
+            wanted = job_request(job, os.path.dirname(manifest))
             obj = bpy.data.objects.get(job["object"])
             if obj is None:
                 raise _input_error(f"no object named {job['object']!r} in {os.path.basename(bpy.data.filepath)}", "bad_target")
-            request, force_pack = build_request(obj, fields, settings.output_dir)
+            scene = bpy.context.scene if job.get("source") == "camera" else None
+            depsgraph = bpy.context.evaluated_depsgraph_get() if scene is not None else None
+            request, force_pack = build_request(obj, wanted, settings.output_dir, scene, depsgraph)
             task = GenerationTask(obj.name, request, settings, settings.pack_images or force_pack)
             result = task.run_blocking()
             material = task.apply()

@@ -13,39 +13,24 @@ import os
 
 import bpy
 
+from ..core.layers import BY_NAME
+from ..core.layers import LAYERS as OUTPUT_LAYERS
+
 MATERIAL_PREFIX = "HumanTex_"
 ROLE_KEY = "humantex_role"
 LAYER_KEY = "humantex_layer"
 
-# Worker output name -> colour space. Colour layers are sRGB PNGs; the blend mask and the
-# visibility are data (255 = weight 1), so they must not be linearised.
-IMAGE_ROLES = {
-    "final": "sRGB",
-    "sample": "sRGB",
-    "refine": "sRGB",
-    "mask": "Non-Color",
-    "partial": "sRGB",
-    "visibility": "Non-Color",
-}
-IMAGE_LABELS = {
-    "final": "T_final",
-    "sample": "T_sample",
-    "refine": "T_refine",
-    "mask": "Blend mask M",
-    "partial": "Partial texture",
-    "visibility": "Visibility",
-}
+# Worker output name (core.layers) -> colour space. Colour layers are sRGB PNGs; the blend mask and
+# the visibility are data (255 = weight 1), so they must not be linearised.
+IMAGE_ROLES = {layer.name: "sRGB" if layer.colour else "Non-Color" for layer in OUTPUT_LAYERS}
 
 # Preview layers: what Base Color shows. "mix" is T_sample*M + T_refine*(1-M) computed by the
 # shader, so a mask repainted in Texture Paint shows at once; "final" is the worker's T_final.
+MIX_PREVIEW = ("mix", "Live Mix", "T_sample*M + T_refine*(1-M), recomputed live from the (repaintable) mask")
 LAYERS = (
-    ("final", "Final", "T_final as generated"),
-    ("mix", "Live Mix", "T_sample*M + T_refine*(1-M), recomputed live from the (repaintable) mask"),
-    ("sample", "T_sample", "Sampled texture (visible texels kept, the rest sampled)"),
-    ("refine", "T_refine", "Refiner output"),
-    ("mask", "Mask M", "Blend mask M (white: T_sample, black: T_refine)"),
-    ("partial", "Partial", "Partial texture unwrapped from the photo"),
-    ("visibility", "Visibility", "Texels seen in the photo"),
+    (BY_NAME["final"].name, BY_NAME["final"].button, BY_NAME["final"].tooltip),  # first: the default
+    MIX_PREVIEW,
+    *((layer.name, layer.button, layer.tooltip) for layer in OUTPUT_LAYERS if layer.name != "final"),
 )
 LAYER_IDS = tuple(layer for layer, _, _ in LAYERS)
 
@@ -147,7 +132,7 @@ def ensure_nodes(material) -> dict:
     origin_x, origin_y = principled.location.x, principled.location.y
     for row, role in enumerate(IMAGE_ROLES):
         if role not in nodes:
-            node = _tag(tree.nodes.new("ShaderNodeTexImage"), role, IMAGE_LABELS[role])
+            node = _tag(tree.nodes.new("ShaderNodeTexImage"), role, BY_NAME[role].label)
             node.location = (origin_x + _COLUMN_X, origin_y - row * _ROW_STEP)
             nodes[role] = node
     if "mix" not in nodes:

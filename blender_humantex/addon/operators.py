@@ -8,13 +8,15 @@ hence the EXEC path.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import tempfile
 import time
 
 import bpy
 
-from . import materials
+from ..worker.protocol import GenerateRequest
+from . import materials, projection
 from .preferences import (
     DEFAULT_OUTPUT_DIR,
     get_client,
@@ -75,12 +77,14 @@ def target_problem(obj) -> str | None:
     return None
 
 
-def topology_warning(obj) -> str | None:
-    """A mesh other than SMPL's gets a texture in SMPL's UV layout: say so, don't refuse."""
+def topology_warning(obj, source: str = "PHOTO") -> str | None:
+    """A mesh other than SMPL's: say what it gets, don't refuse."""
     if obj is None or obj.type != "MESH":
         return None
     count = len(obj.data.vertices)
     if count != SMPL_VERTEX_COUNT:
+        if source == "CAMERA":
+            return f"{count} vertices, not SMPL's: unless its UV map is SMPL's, filled classically (no networks)"
         return f"{count} vertices, not SMPL's {SMPL_VERTEX_COUNT}: the texture uses the SMPL UV layout"
     return None
 
@@ -109,26 +113,42 @@ def resolve_output_dir(base: str, object_name: str) -> tuple[str, bool]:
     return os.path.normpath(folder), force_pack
 
 
-def build_request(obj, fields: dict, output_dir: str) -> tuple[dict, bool]:
-    """Check the inputs here, with messages about Blender things, before the worker sees them."""
+def build_request(obj, request: GenerateRequest, output_dir: str, scene=None, depsgraph=None) -> tuple[GenerateRequest, bool]:
+    """Check the inputs here, with messages about Blender things, before the worker sees them.
+
+    With a scene (camera projection), the object's evaluated mesh and the scene camera are written
+    into the object's output folder (inputs/mesh.npz, inputs/camera.json) for the worker.
+    """
     problem = target_problem(obj)
     if problem:
         raise _input_error(problem, "bad_target")
-    for key, label in (("photo", "photo"), ("iuv", "DensePose IUV image")):
-        if not fields.get(key):
+    required = (("photo", "photo"),) if scene is not None else (("photo", "photo"), ("iuv", "DensePose IUV image"))
+    for key, label in required:
+        if not getattr(request, key):
             raise _input_error(f"choose a {label}", "missing_input")
-    for key in ("photo", "iuv", "inds"):
-        path = fields.get(key)
+    for key in ("photo", "iuv", "inds", "mask"):
+        path = getattr(request, key)
         if path and not os.path.isfile(path):
             raise _input_error(f"{key} file not found: {path}", "missing_file")
     out_dir, force_pack = resolve_output_dir(output_dir, obj.name)
-    return {**fields, "out_dir": out_dir}, force_pack
+    if scene is not None:
+        problem = projection.camera_problem(scene)
+        if problem:
+            raise _input_error(problem, "no_camera")
+        try:
+            mesh_path, camera_path = projection.write_inputs(obj, scene, depsgraph, out_dir)
+        except ValueError as e:
+            raise _input_error(str(e), "bad_target") from None
+        except OSError as e:
+            raise _input_error(f"cannot write the projection inputs to {out_dir}: {e.strerror or e}", "bad_output") from None
+        request = dataclasses.replace(request, mesh=mesh_path, camera=camera_path)
+    return dataclasses.replace(request, out_dir=out_dir), force_pack
 
 
 class GenerationTask:
     """One texture generation for one object: submit, poll, apply the result to the material."""
 
-    def __init__(self, object_name: str, request: dict, settings, pack: bool):
+    def __init__(self, object_name: str, request: GenerateRequest, settings, pack: bool):
         self.object_name = object_name
         self.request = request
         self.settings = settings
@@ -141,20 +161,21 @@ class GenerationTask:
         self.tick_seconds: list[float] = []  # duration of every tick, for the stall benchmark
 
     @classmethod
-    def from_context(cls, context, obj=None, fields=None, **overrides):
+    def from_context(cls, context, obj=None, request=None, **overrides):
         settings = worker_settings(context, **overrides)
         obj = context.active_object if obj is None else obj
         props = context.scene.humantex
-        if fields is None:
-            if props.source != "PHOTO":
-                raise _input_error("camera projection is not available yet: use a photo", "unsupported")
-            fields = props.request_fields()
-        request, force_pack = build_request(obj, fields, settings.output_dir)
+        scene = None
+        if request is None:
+            request = props.request()
+            scene = context.scene if props.source == "CAMERA" else None
+        depsgraph = context.evaluated_depsgraph_get() if scene is not None else None
+        request, force_pack = build_request(obj, request, settings.output_dir, scene, depsgraph)
         return cls(obj.name, request, settings, settings.pack_images or force_pack)
 
     # -- non-blocking (modal) --
     def start(self) -> None:
-        self.job = get_client(self.settings).submit(**self.request)
+        self.job = get_client(self.settings).submit(self.request)
 
     def _progress(self, stage: str, fraction: float) -> None:
         from ..worker.protocol import overall_fraction
@@ -199,13 +220,13 @@ class GenerationTask:
             if progress is not None:
                 progress(self.stage, self.fraction)
 
-        self.result = get_client(self.settings).run(progress=on_progress, **self.request)
+        self.result = get_client(self.settings).run(self.request, progress=on_progress)
         self.fraction = 1.0
         return self.result
 
     def where_outputs_went(self) -> str:
         """For the panel and the Info log: the folder of the PNGs, or that they were packed."""
-        folder = os.path.dirname(self.result["outputs"]["final"]) if self.result else self.request["out_dir"]
+        folder = os.path.dirname(self.result["outputs"]["final"]) if self.result else self.request.out_dir
         if self.pack and not bpy.data.filepath:
             return f"packed into the .blend (unsaved file; the PNGs are in the temporary folder {folder})"
         shown = bpy.path.relpath(folder) if bpy.data.filepath else folder
@@ -254,10 +275,10 @@ class HUMANTEX_OT_generate(bpy.types.Operator):
 
     def _done(self, context, scene, task, material):
         remember_worker_python(task.settings.python)
-        message = (
-            f"{material.name}: {task.request['size']} px texture from {os.path.basename(task.request['photo'])}; "
-            f"{task.where_outputs_went()}"
-        )
+        message = f"{material.name}: {task.request.size} px texture from {os.path.basename(task.request.photo)}"
+        if ((task.result or {}).get("meta") or {}).get("uv_layout") == "mesh":
+            message += " (UV map not SMPL's: filled classically, no networks)"
+        message += f"; {task.where_outputs_went()}"
         _set_status(context, scene.humantex, stage="done", fraction=1.0, message=message)
         self.report({"INFO"}, message)
         return {"FINISHED"}
@@ -333,6 +354,40 @@ class HUMANTEX_OT_generate(bpy.types.Operator):
                 f"HumanTex: {task.progress_text}" + ("" if task.cancelling else "  (Esc to cancel)")
             )
         return {"PASS_THROUGH"}
+
+
+class HUMANTEX_OT_photo_to_camera(bpy.types.Operator):
+    """Show the photo as the scene camera's background and set the render size to the photo's,
+    so you can pose the mesh onto the photo through the camera"""
+
+    bl_idname = "humantex.photo_to_camera"
+    bl_label = "Photo as Camera Background"
+    bl_options = {"REGISTER", "UNDO"}
+
+    @classmethod
+    def poll(cls, context):
+        return context.scene is not None and projection.camera_problem(context.scene) is None
+
+    def execute(self, context):
+        props = context.scene.humantex
+        path = bpy.path.abspath(props.photo) if props.photo else ""
+        if not path or not os.path.isfile(path):
+            message = "choose a photo first" if not path else f"photo file not found: {path}"
+            _set_status(context, props, error=message)
+            self.report({"ERROR"}, message)
+            return {"CANCELLED"}
+        try:
+            image = projection.set_background_photo(context.scene, path)
+        except RuntimeError as e:  # bpy.data.images.load on a file that is not an image
+            message = f"cannot load the photo: {' '.join(str(e).split())}"
+            _set_status(context, props, error=message)
+            self.report({"ERROR"}, message)
+            return {"CANCELLED"}
+        width, height = image.size
+        message = f"{image.name} behind camera {context.scene.camera.name}; render size {width}x{height}"
+        _set_status(context, props, message=message)
+        self.report({"INFO"}, message)
+        return {"FINISHED"}
 
 
 class HUMANTEX_OT_cancel(bpy.types.Operator):

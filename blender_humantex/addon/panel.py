@@ -6,6 +6,7 @@ import bpy
 
 from . import materials
 from .operators import output_note, running_task, target_problem, topology_warning
+from .projection import camera_problem
 from .text import draw_message
 
 
@@ -26,16 +27,21 @@ class HUMANTEX_PT_generate(bpy.types.Panel):
         problem = target_problem(obj)
         if problem:
             draw_message(box, context, problem, icon="ERROR", alert=True)
-        elif warning := topology_warning(obj):
+        elif warning := topology_warning(obj, props.source):
             draw_message(box, context, warning, icon="INFO")
 
         col = layout.column()
         col.prop(props, "source")
         if props.source == "CAMERA":
-            # Placeholder for the camera-projection source (the mesh seen through the active camera).
-            row = col.row()
-            row.enabled = False
-            row.label(text="Camera projection: not available yet", icon="CAMERA_DATA")
+            cam_problem = camera_problem(context.scene)
+            if cam_problem:
+                draw_message(col, context, cam_problem, icon="ERROR", alert=True)
+                problem = problem or cam_problem
+            else:
+                col.label(text=f"Camera: {context.scene.camera.name}", icon="CAMERA_DATA")
+            col.prop(props, "photo")
+            col.prop(props, "mask")
+            col.operator("humantex.photo_to_camera", icon="IMAGE_BACKGROUND")
         else:
             col.prop(props, "photo")
             col.prop(props, "iuv")
@@ -59,7 +65,7 @@ class HUMANTEX_PT_generate(bpy.types.Panel):
         else:
             row = layout.row()
             row.scale_y = 1.4
-            row.enabled = problem is None and props.source == "PHOTO"
+            row.enabled = problem is None
             row.operator("humantex.generate", icon="TEXTURE")
             if obj is not None and problem is None:
                 draw_message(layout, context, output_note(context, obj.name), icon="FILE_FOLDER")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import bpy
 
+from ..worker.protocol import GenerateRequest
+
 SIZE_ITEMS = (
     ("512", "512", "512 x 512 texture"),
     ("1024", "1024", "1024 x 1024 texture"),
@@ -20,7 +22,7 @@ IUV_ORDER_ITEMS = (
 
 SOURCE_ITEMS = (
     ("PHOTO", "Photo + DensePose", "A photo of the person and its DensePose IUV image"),
-    ("CAMERA", "Camera projection", "Project the active camera's view onto the mesh (not available yet)"),
+    ("CAMERA", "Camera projection", "Project the photo, seen through the scene camera, onto the posed mesh (no DensePose)"),
 )
 
 
@@ -40,6 +42,11 @@ class HumantexSettings(bpy.types.PropertyGroup):
         min=0,
     )
     iuv_order: bpy.props.EnumProperty(name="IUV Order", items=IUV_ORDER_ITEMS, default="DEFAULT")
+    mask: bpy.props.StringProperty(
+        name="Mask",
+        description="Optional person mask for the photo (white = person); without one a photo's alpha is used",
+        subtype="FILE_PATH",
+    )
     size: bpy.props.EnumProperty(name="Size", items=SIZE_ITEMS, default="1024")
 
     # What the panel shows about the last or running generation. Whether one is running is
@@ -49,17 +56,20 @@ class HumantexSettings(bpy.types.PropertyGroup):
     message: bpy.props.StringProperty()
     error: bpy.props.StringProperty()
 
-    def request_fields(self) -> dict:
-        """The worker request fields these inputs stand for (paths absolute, defaults left out)."""
-        request = {
-            "photo": bpy.path.abspath(self.photo) if self.photo else "",
-            "iuv": bpy.path.abspath(self.iuv) if self.iuv else "",
-            "size": int(self.size),
-        }
-        if self.inds:
-            request["inds"] = bpy.path.abspath(self.inds)
-        if self.person > 0:
-            request["person"] = self.person
-        if self.iuv_order != "DEFAULT":
-            request["iuv_order"] = self.iuv_order
-        return request
+    def request(self) -> GenerateRequest:
+        """The worker request these inputs stand for (paths absolute, defaults left out, no out_dir yet;
+        camera projection's mesh and camera files are written when the job starts)."""
+        if self.source == "CAMERA":
+            return GenerateRequest(
+                photo=bpy.path.abspath(self.photo) if self.photo else None,
+                mask=bpy.path.abspath(self.mask) if self.mask else None,
+                size=int(self.size),
+            )
+        return GenerateRequest(
+            photo=bpy.path.abspath(self.photo) if self.photo else None,
+            iuv=bpy.path.abspath(self.iuv) if self.iuv else None,
+            inds=bpy.path.abspath(self.inds) if self.inds else None,
+            person=self.person if self.person > 0 else None,
+            iuv_order=self.iuv_order if self.iuv_order != "DEFAULT" else None,
+            size=int(self.size),
+        )

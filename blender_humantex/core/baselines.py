@@ -17,6 +17,7 @@ import numpy as np
 from .errors import InputError
 
 INPAINT_RADIUS_256 = 3  # texels at 256²; scaled with the texture size
+INPAINT_MAX_SIZE = 512  # chart_fill inpaints at most at this size, then upsamples
 
 
 def _check(partial: np.ndarray, visibility: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -71,5 +72,40 @@ def classical_fill(partial: np.ndarray, visibility: np.ndarray) -> np.ndarray:
         filled = cv2.inpaint(u8, unknown.astype(np.uint8), radius, cv2.INPAINT_TELEA)
         fill_here = unknown & chart
         out[fill_here] = filled[fill_here].astype(np.float32) / 255.0
+    out[~chart] = 0.0
+    return out
+
+
+def chart_fill(partial: np.ndarray, visibility: np.ndarray, chart_mask: np.ndarray) -> np.ndarray:
+    """The classical fill for any UV layout (no mirror map): Telea inpainting inside `chart_mask`.
+
+    For textures in a mesh's own UV map, which the networks and the SMPL mirror table do not know.
+    Inpainting runs at most at INPAINT_MAX_SIZE² (its cost grows with the unknown area times the
+    radius²) and the result is upsampled into the unknown texels; seen texels keep their colour.
+    Returns float32 H×W×3 in [0,1], 0 outside the charts.
+    """
+    partial, seen = _check(partial, visibility)
+    chart = np.asarray(chart_mask, dtype=bool)
+    if chart.shape != seen.shape:
+        raise InputError(f"chart mask is {chart.shape} but the texture is {seen.shape}", kind="size_mismatch")
+    seen &= chart
+    if not seen.any():
+        raise InputError("no texel inside the UV charts was seen: nothing to fill from", kind="empty_visibility")
+    size = partial.shape[0]
+    small = min(size, INPAINT_MAX_SIZE)
+    u8 = np.clip(np.where(seen[..., None], partial, 0.0) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    unknown = (~seen).astype(np.uint8)
+    if small < size:
+        # area-average the seen colours only (weights), so black unseen texels do not darken the edges
+        weight = cv2.resize(seen.astype(np.float32), (small, small), interpolation=cv2.INTER_AREA)
+        colour = cv2.resize(np.where(seen[..., None], partial, 0.0).astype(np.float32), (small, small),
+                            interpolation=cv2.INTER_AREA)
+        u8 = np.clip(colour / np.maximum(weight, 1e-6)[..., None] * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        unknown = (weight < 0.5).astype(np.uint8)
+    radius = max(1, round(INPAINT_RADIUS_256 * small / 256))
+    filled = cv2.inpaint(u8, unknown, radius, cv2.INPAINT_TELEA).astype(np.float32) / 255.0
+    if small < size:
+        filled = cv2.resize(filled, (size, size), interpolation=cv2.INTER_LINEAR)
+    out = np.where(seen[..., None], partial, filled).astype(np.float32)
     out[~chart] = 0.0
     return out

@@ -66,11 +66,11 @@ def predict(samples: list[dict], pipeline) -> dict[str, list[np.ndarray]]:
     lazova = pipeline.complete_batch(partials, visibilities, size=EVAL_SIZE, method="lazova")
     return {
         "classical": [classical_fill(p, v) for p, v in zip(partials, visibilities, strict=True)],
-        "lazova": [r["final"] for r in lazova],
-        "sampled": [r["sample"] for r in full],
-        "refinement": [r["refine"] for r in full],
-        "full": [r["final"] for r in full],
-        "blend_mask": [r["mask"] for r in full],
+        "lazova": [r.final for r in lazova],
+        "sampled": [r.sample for r in full],
+        "refinement": [r.refine for r in full],
+        "full": [r.final for r in full],
+        "blend_mask": [r.mask for r in full],
     }
 
 
@@ -164,33 +164,3 @@ def evaluate(out_dir, weights_dir=None, dev_dir=None, procedural: int = 0, masks
     write_text(out_dir / "results.md", "\n".join(markdown))
     write_json(out_dir / "results.json", report)
     return report
-
-
-def add_cli_arguments(name, parser) -> None:
-    parser.add_argument("--out", required=True, help="folder for results.md, results.json, figure.png")
-    parser.add_argument("--dev-dir", help=f"complete SMPL-UV textures to mask and score (e.g. {default_dev_dir()})")
-    parser.add_argument("--procedural", type=int, default=0, help="score the first N procedural test textures")
-    parser.add_argument("--weights", help="weights folder (default: the shipped blender_humantex/weights)")
-    parser.add_argument("--masks-per-texture", type=int, default=3, help="real visibilities per dev texture")
-    parser.add_argument("--seed", type=int, default=0, help="procedural test split seed")
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--figure-rows", type=int, default=3)
-    parser.add_argument("--lpips-backbones", help="folder with the LPIPS backbone weights")
-
-
-def run_cli(name, args) -> int:
-    import sys
-
-    if args.procedural < 0 or args.masks_per_texture < 1:
-        raise InputError("--procedural must be >= 0 and --masks-per-texture >= 1", kind="bad_argument")
-    backbone = None
-    if args.lpips_backbones:
-        from .backbones import BACKBONE_FILES
-
-        backbone = Path(args.lpips_backbones) / BACKBONE_FILES["alex"]
-    evaluate(args.out, weights_dir=args.weights, dev_dir=args.dev_dir, procedural=args.procedural,
-             masks_per_texture=args.masks_per_texture, seed=args.seed, device=args.device,
-             backbone_path=backbone, figure_rows=args.figure_rows)
-    print((Path(args.out) / "results.md").read_text(), end="")
-    print(f"[humantex] wrote {args.out}/results.md, results.json, figure.png", file=sys.stderr)
-    return 0

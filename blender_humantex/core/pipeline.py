@@ -1,8 +1,9 @@
-"""Inference: partial texture + visibility -> T_sample, T_refine, M, T_final (and the CLI that runs it).
+"""Inference: partial texture + visibility -> T_sample, T_refine, M, T_final (arrays in, arrays out).
 
     pipeline = Pipeline()                       # weights from blender_humantex/weights, device auto
     layers = pipeline.complete(partial, visibility, size=1024)
-    report = generate(pipeline, photo="im.jpg", iuv="IUV.png", out_dir="out/")
+
+Files in, files out (unwrap, layers, meta.json, contact sheet) is core.job's work.
 
 The networks run at their own net_size (sampler 128², refiner 256²). For any output size up to 4096
 the predicted sampling grid is upsampled and applied to the *full-resolution* partial texture, so
@@ -11,68 +12,34 @@ T_sample keeps the photo's detail; T_refine and M are upsampled (they are smooth
 Method "lazova" runs the direct-prediction baseline instead. Its layers are reported through the
 same blend equation with M = 0: final = refine = the baseline's texture, sample = the partial.
 
-torch is imported inside functions, so `humantex complete --help` stays fast.
+torch is imported inside functions, so importing this module stays fast.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from .errors import DependencyError, HumantexError, InputError, WeightsError
+from .device import resolve_device
+from .errors import HumantexError, InputError, WeightsError
+from .files import DEFAULT_WEIGHTS_DIR
+from .layers import LAYER_NAMES
+from .uv_layout import MAX_SIZE, MIN_SIZE
+from .uv_layout import check_size as check_texture_size
 
-DEFAULT_WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 WEIGHT_FILES = {"sampler": "sampler.safetensors", "refiner": "refiner.safetensors", "lazova": "lazova.safetensors"}
 METHODS = {"full": ("sampler", "refiner"), "lazova": ("lazova",)}
-MIN_SIZE, MAX_SIZE = 64, 4096
-LAYER_NAMES = ("final", "mask", "sample", "refine", "partial", "visibility")
-OUTPUT_FILES = {name: f"{name}.png" for name in LAYER_NAMES} | {"meta": "meta.json", "sheet": "sheet.png"}
 BATCH_CHUNK = 4  # textures per forward pass in complete_batch; bounds memory at large sizes
 # A visibility value this small is "unseen": PNG masks are 8-bit, so anything under half a step.
 VISIBLE_EPS = 0.5 / 255
 
 
-def resolve_device(device: str = "auto") -> str:
-    """"auto" -> cuda:0, then mps, then cpu; an explicit device must exist here."""
-    import torch
-
-    device = (device or "auto").strip().lower()
-    if device == "auto":
-        if torch.cuda.is_available():
-            return "cuda:0"
-        mps = getattr(torch.backends, "mps", None)
-        if mps is not None and mps.is_available():
-            return "mps"
-        return "cpu"
-    try:
-        resolved = torch.device(device)
-    except (RuntimeError, ValueError):
-        raise InputError(f"unknown device {device!r} (use auto, cpu, cuda, cuda:N or mps)", kind="bad_device") from None
-    if resolved.type == "cuda":
-        if not torch.cuda.is_available():
-            raise DependencyError(f"device {device!r} requested, but this torch has no usable CUDA GPU")
-        index = resolved.index or 0
-        if index >= torch.cuda.device_count():
-            raise InputError(f"device {device!r}: only {torch.cuda.device_count()} CUDA GPU(s) here", kind="bad_device")
-        return f"cuda:{index}"
-    if resolved.type == "mps":
-        mps = getattr(torch.backends, "mps", None)
-        if mps is None or not mps.is_available():
-            raise DependencyError(f"device {device!r} requested, but this torch has no usable MPS (Apple GPU)")
-        return "mps"
-    if resolved.type == "cpu":
-        return "cpu"
-    raise InputError(f"unsupported device {device!r} (use auto, cpu, cuda, cuda:N or mps)", kind="bad_device")
-
-
 def check_size(size) -> int:
-    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or not MIN_SIZE <= int(size) <= MAX_SIZE:
-        raise InputError(f"output size must be an integer in {MIN_SIZE}..{MAX_SIZE}, got {size!r}", kind="bad_size")
-    return int(size)
+    return check_texture_size(size, what="output size")
 
 
 def check_method(method) -> str:
@@ -132,6 +99,24 @@ def check_inputs(partial_texture, visibility, label: str = "") -> tuple[np.ndarr
     return partial, vis
 
 
+@dataclass
+class Layers:
+    """One completed texture: every layer as a float32 array in [0, 1] at the output size S.
+
+    The field names are core.layers' LAYER_NAMES (files, outputs and the add-on's nodes use them too).
+    """
+
+    final: np.ndarray  # S×S×3  T_final = sample * mask + refine * (1 - mask)
+    sample: np.ndarray  # S×S×3  T_sample: seen texels kept, the rest sampled from seen ones
+    refine: np.ndarray  # S×S×3  T_refine
+    mask: np.ndarray  # S×S    blend mask M, 1 = keep T_sample
+    partial: np.ndarray  # S×S×3  the partial texture the networks completed (resized to S)
+    visibility: np.ndarray  # S×S    1 = seen in the photo
+
+    def as_dict(self) -> dict[str, np.ndarray]:
+        return {name: getattr(self, name) for name in LAYER_NAMES}
+
+
 class Pipeline:
     """Loads the networks once and completes textures; safe to keep alive for many jobs (the worker does)."""
 
@@ -175,6 +160,10 @@ class Pipeline:
                 "config": json.loads(meta["config"]),
             }
 
+    def weights_meta(self, method: str) -> dict:
+        """The loaded weights `method` runs on, as meta.json records them (the config is in the files)."""
+        return {kind: {k: v for k, v in self._weights[kind].items() if k != "config"} for kind in METHODS[method]}
+
     def weights_info(self) -> dict:
         """Plain data about the weights: loaded ones in full, others as present/missing (never raises)."""
         info = {"dir": str(self.weights_dir)}
@@ -198,12 +187,12 @@ class Pipeline:
 
     # -------------------------------------------------------------- inference
 
-    def complete(self, partial_texture, visibility, size=None, method="full", progress=None) -> dict:
-        """One texture: returns {final, mask, sample, refine, partial, visibility} float32 arrays at `size`."""
+    def complete(self, partial_texture, visibility, size=None, method="full", progress=None) -> Layers:
+        """One texture: every layer at `size` (default: the input's size)."""
         results, _ = self.run([partial_texture], [visibility], size=size, method=method, progress=progress)
         return results[0]
 
-    def complete_batch(self, partial_textures, visibilities, size=None, method="full", progress=None) -> list[dict]:
+    def complete_batch(self, partial_textures, visibilities, size=None, method="full", progress=None) -> list[Layers]:
         """Many textures, run through the networks BATCH_CHUNK at a time (same-size groups)."""
         results, _ = self.run(partial_textures, visibilities, size=size, method=method, progress=progress)
         return results
@@ -260,7 +249,7 @@ class Pipeline:
         if self.device.startswith("cuda"):
             torch.cuda.synchronize()
 
-    def _run_chunk(self, inputs, out_size, method, report, chunk, n_chunks, timings) -> list[dict]:
+    def _run_chunk(self, inputs, out_size, method, report, chunk, n_chunks, timings) -> list[Layers]:
         import torch
 
         from .models.networks import resize_partial
@@ -317,204 +306,4 @@ class Pipeline:
             del array
         timings["refine"] += time.perf_counter() - started
         report("refine", fraction(1.0))
-        return out
-
-
-# ---------------------------------------------------------------------------- generate: files in, files out
-
-
-def _read_partial_pair(partial, visibility, max_pixels):
-    from .imageio import DEFAULT_MAX_PIXELS, read_gray, read_rgb
-
-    limit = max_pixels or DEFAULT_MAX_PIXELS
-    return read_rgb(partial, max_pixels=limit, exif_transpose=False), read_gray(visibility, max_pixels=limit), {}
-
-
-def _unwrap(photo, iuv, inds, person, iuv_order, size, max_pixels, options, report):
-    from .unwrap import MAX_TEXTURE_SIZE, MIN_TEXTURE_SIZE, unwrap_files
-
-    # The unwrap works in its own size range; complete() then resizes the partial to the output size.
-    size = min(max(size, MIN_TEXTURE_SIZE), MAX_TEXTURE_SIZE)
-    kwargs = dict(options or {})
-    if iuv_order is not None:
-        kwargs["iuv_order"] = iuv_order
-    if max_pixels is not None:
-        kwargs["max_pixels"] = max_pixels
-
-    def unwrap_progress(stage, fraction):
-        # unwrap_files reports its own file loading as "load"; here that is part of the unwrap stage.
-        report("unwrap", 0.1 * fraction if stage == "load" else 0.1 + 0.9 * fraction)
-
-    result = unwrap_files(photo, iuv, inds_path=inds, person=person, size=size, progress=unwrap_progress, **kwargs)
-    return result.partial, result.visibility, dict(result.meta or {})
-
-
-def generate(
-    pipeline: Pipeline,
-    *,
-    out_dir,
-    photo=None,
-    iuv=None,
-    inds=None,
-    person=None,
-    iuv_order=None,
-    partial=None,
-    visibility=None,
-    size=1024,
-    method="full",
-    progress=None,
-    max_pixels=None,
-    unwrap_options=None,
-) -> dict:
-    """Photo + IUV (or partial + visibility PNGs) -> all layers, meta.json and sheet.png in out_dir.
-
-    Progress stages, in order: load, unwrap, sample, refine, write. `progress` may raise
-    CancelledError to stop; nothing is written before the write stage. `unwrap_options` are extra
-    keyword arguments for core.unwrap.unwrap_files (on_size_mismatch, erode_px).
-    The photo is unwrapped at the output size, so T_sample carries as much photo detail as it can.
-    """
-    from . import imageio
-    from .sheet import contact_sheet
-
-    report = progress or (lambda stage, fraction: None)
-    size = check_size(size) if size is not None else None
-    check_method(method)
-    if (photo is None) == (partial is None) or (photo is None) != (iuv is None) or (partial is None) != (visibility is None):
-        raise InputError("generate needs either photo + iuv, or partial + visibility", kind="missing_input")
-    out_dir = Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise InputError(f"output path {out_dir} exists and is not a folder", kind="bad_output")
-    timings = {}
-
-    started = time.perf_counter()
-    report("load", 0.0)
-    pipeline.load(method)
-    report("load", 1.0)
-    timings["load"] = time.perf_counter() - started
-
-    started = time.perf_counter()
-    report("unwrap", 0.0)
-    if photo is not None:
-        partial_texture, vis, unwrap_meta = _unwrap(
-            photo, iuv, inds, person, iuv_order, size or 1024, max_pixels, unwrap_options, report
-        )
-    else:
-        partial_texture, vis, unwrap_meta = _read_partial_pair(partial, visibility, max_pixels)
-    report("unwrap", 1.0)
-    timings["unwrap"] = time.perf_counter() - started
-
-    results, run_timings = pipeline.run([partial_texture], [vis], size=size, method=method, progress=report)
-    layers = results[0]
-    timings.update(run_timings)
-
-    started = time.perf_counter()
-    report("write", 0.0)
-    out_size = layers["final"].shape[0]
-    meta = {
-        "version": _version(),
-        "method": method,
-        "size": out_size,
-        "input_size": int(np.asarray(partial_texture).shape[0]),
-        "device": pipeline.device,
-        "uv_layout": _layout_id(),
-        "weights": {kind: {k: v for k, v in pipeline._weights[kind].items() if k != "config"} for kind in METHODS[method]},
-        "inputs": {
-            k: str(Path(v).resolve())
-            for k, v in {"photo": photo, "iuv": iuv, "inds": inds, "partial": partial, "visibility": visibility}.items()
-            if v is not None
-        },
-        "visible_fraction": float((layers["visibility"] > VISIBLE_EPS).mean()),
-    }
-    if person is not None:
-        meta["person"] = person
-    if unwrap_meta:
-        meta["unwrap"] = _plain(unwrap_meta)
-    if method == "lazova":
-        meta["note"] = "baseline (Lazova et al. 2019 style): final = refine = direct prediction, mask = 0, sample = partial"
-    outputs = {}
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        for k, name in enumerate(LAYER_NAMES):
-            outputs[name] = imageio.write_png(out_dir / OUTPUT_FILES[name], layers[name])
-            report("write", (k + 1) / (len(LAYER_NAMES) + 2))
-        photo_image = None
-        if photo is not None:
-            try:
-                photo_image = imageio.read_rgb(photo, max_pixels=max_pixels or imageio.DEFAULT_MAX_PIXELS)
-            except InputError:
-                photo_image = None  # the unwrap read it already; a sheet without it is still useful
-        outputs["sheet"] = imageio.write_png(out_dir / OUTPUT_FILES["sheet"], contact_sheet(layers, photo=photo_image))
-        timings["write"] = time.perf_counter() - started
-        meta["timings"] = {k: round(v, 4) for k, v in timings.items()}
-        outputs["meta"] = imageio.write_json(out_dir / OUTPUT_FILES["meta"], meta)
-    except OSError as e:
-        raise HumantexError(f"cannot write to output folder {out_dir}: {e.strerror or e}", kind="bad_output") from None
-    report("write", 1.0)
-    return {"outputs": {k: str(Path(v).resolve()) for k, v in outputs.items()}, "timings": meta["timings"], "meta": meta}
-
-
-def _version() -> str:
-    from blender_humantex import __version__
-
-    return __version__
-
-
-def _layout_id() -> str:
-    from .models.weights import current_layout_id
-
-    return current_layout_id()
-
-
-def _plain(value):
-    """JSON-safe copy of unwrap metadata (numpy scalars and arrays become Python values)."""
-    return json.loads(json.dumps(value, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o)))
-
-
-# ---------------------------------------------------------------------------- CLI
-
-
-def add_cli_arguments(name: str, parser) -> None:
-    if name == "complete":
-        parser.add_argument("--partial", required=True, help="partial texture PNG (SMPL UV, unseen texels black)")
-        parser.add_argument("--visibility", required=True, help="visibility mask PNG (white = observed)")
-        size_default, size_help = None, "default: the input's size"
-    else:
-        from .unwrap import add_unwrap_arguments  # --photo, --iuv, --inds, --person, ... as `humantex unwrap`
-
-        add_unwrap_arguments(parser)
-        size_default, size_help = 1024, "default: 1024"
-    # Flags the unwrap may already define (same meaning) are added only once.
-    present = {flag for action in parser._actions for flag in action.option_strings}
-    optional = [
-        ("--size", {"type": int, "default": size_default, "help": f"output size {MIN_SIZE}..{MAX_SIZE} ({size_help})"}),
-        ("--max-pixels", {"type": int, "default": None, "help": "largest input image accepted, in pixels"}),
-        ("--out", {"required": True, "help": "output folder"}),
-    ]
-    for flag, options in optional:
-        if flag not in present:
-            parser.add_argument(flag, **options)
-    parser.add_argument("--method", choices=sorted(METHODS), default="full", help="full (sampler + refiner) or lazova (baseline)")
-    parser.add_argument("--weights", default=None, help=f"weights folder (default: {DEFAULT_WEIGHTS_DIR})")
-    parser.add_argument("--device", default="auto", help="auto (cuda, mps, cpu), cpu, cuda, cuda:N or mps")
-    parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
-
-
-def run_cli(name: str, args) -> int:
-    from .cli import StderrProgress
-
-    pipeline = Pipeline(weights_dir=args.weights, device=args.device)
-    progress = StderrProgress(quiet=args.quiet)
-    if name == "complete":
-        report = generate(
-            pipeline, out_dir=args.out, partial=args.partial, visibility=args.visibility, size=args.size,
-            method=args.method, progress=progress, max_pixels=args.max_pixels,
-        )
-    else:
-        report = generate(
-            pipeline, out_dir=args.out, photo=args.photo, iuv=args.iuv, inds=args.inds,
-            person=args.person, iuv_order=args.iuv_order, size=args.size, method=args.method, progress=progress,
-            max_pixels=args.max_pixels, unwrap_options={"on_size_mismatch": args.on_size_mismatch, "erode_px": args.erode},
-        )
-    timings = ", ".join(f"{k} {v:.2f}s" for k, v in report["timings"].items())
-    print(f"wrote {len(report['outputs'])} files to {os.path.abspath(args.out)} ({timings})")
-    return 0
+        return [Layers(**arrays) for arrays in out]

@@ -7,14 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-PANELS = (
-    ("partial", "partial texture"),
-    ("visibility", "visibility"),
-    ("sample", "T_sample"),
-    ("refine", "T_refine"),
-    ("mask", "M (blend mask)"),
-    ("final", "T_final"),
-)
+PANELS = ("partial", "visibility", "sample", "refine", "mask", "final")  # layer names, left to right
 LABEL_HEIGHT = 22
 GAP = 4
 BACKGROUND = 24  # dark grey, so black unseen texels stay distinguishable from the margins
@@ -33,12 +26,14 @@ def _panel(image: np.ndarray, height: int):
     return pil.resize((width, height), Image.Resampling.LANCZOS if pil.height > height else Image.Resampling.NEAREST)
 
 
-def contact_sheet(layers: dict, photo: np.ndarray | None = None, panel_size: int = 256) -> np.ndarray:
-    """uint8 H×W×3 sheet of the layers present in `layers` (and the photo first, if given)."""
+def contact_sheet(layers, photo: np.ndarray | None = None, panel_size: int = 256) -> np.ndarray:
+    """uint8 H×W×3 sheet of every layer of `layers` (pipeline.Layers), after the photo if given."""
     from PIL import Image, ImageDraw
 
+    from .layers import BY_NAME
+
     entries = [("photo", photo)] if photo is not None else []
-    entries += [(label, layers[name]) for name, label in PANELS if name in layers]
+    entries += [(BY_NAME[name].label, getattr(layers, name)) for name in PANELS]
     panels = [(label, _panel(image, panel_size)) for label, image in entries]
     width = sum(p.width for _, p in panels) + GAP * (len(panels) + 1)
     height = panel_size + LABEL_HEIGHT + 2 * GAP

@@ -26,8 +26,6 @@ import dataclasses
 import json
 import os
 import platform
-import shlex
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +33,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .device import resolve_device
 from .errors import InputError, WeightsError
 from .losses import LossConfig, RefinerLoss, SamplerLoss
 from .models import ModelConfig, build_model, count_parameters, load_model, save_model
@@ -79,7 +78,7 @@ class Dist:
         self.world = int(os.environ.get("WORLD_SIZE", "1"))
         self.rank = int(os.environ.get("RANK", "0"))
         self.local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-        self.device = pick_device(device_arg, self.local_rank)
+        self.device = torch.device(resolve_device(device_arg, index=self.local_rank, mps=False))
         if self.world > 1 and not torch.distributed.is_initialized():
             backend = "nccl" if self.device.type == "cuda" else "gloo"
             torch.distributed.init_process_group(backend=backend)
@@ -95,19 +94,6 @@ class Dist:
     def close(self):
         if self.world > 1 and torch.distributed.is_initialized():
             torch.distributed.destroy_process_group()
-
-
-def pick_device(device_arg: str, local_rank: int = 0) -> torch.device:
-    if device_arg == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda", local_rank)
-        return torch.device("cpu")
-    if device_arg.startswith("cuda") and not torch.cuda.is_available():
-        raise InputError("--device cuda requested but torch sees no CUDA device", kind="no_device")
-    device = torch.device(device_arg)
-    if device.type == "cuda" and device.index is None:
-        device = torch.device("cuda", local_rank)
-    return device
 
 
 # ----------------------------------------------------------------------------- data
@@ -457,65 +443,7 @@ def hardware_description(device: torch.device, world: int) -> str:
     return f"{world}× {name}" if world > 1 else name
 
 
-def command_line(args) -> str:
-    """The command that ran, as a user would type it (recorded in the weights).
-
-    Rebuilt from the parsed arguments (every option that differs from its default), so it is the
-    same whether training was started from a shell, torchrun, or in-process through cli.main.
-    """
-    parser = args._parser
-    words = [args.kind]
-    for action in parser._actions:
-        if not action.option_strings or action.dest in ("help", "kind"):
-            continue
-        value = getattr(args, action.dest, None)
-        if value == action.default:
-            continue
-        flag = action.option_strings[-1]
-        words += [flag] if action.nargs == 0 else [flag, str(value)]
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    prefix = f"torchrun --nproc-per-node={world} -m blender_humantex train" if world > 1 else "humantex train"
-    return " ".join([prefix, *map(shlex.quote, words)])
-
-
-# ----------------------------------------------------------------------------- CLI
-
-
-def add_cli_arguments(name, parser) -> None:
-    d = TrainConfig()
-    parser.add_argument("kind", choices=("sampler", "refiner", "lazova"), help="which network to train")
-    parser.add_argument("--out", required=True, help="run folder: checkpoints, previews, log, exported weights")
-    parser.add_argument("--iters", type=int, default=d.iters, help=f"optimisation steps (paper: {d.iters})")
-    parser.add_argument("--batch", type=int, default=d.batch, help="batch size per process (paper: 8)")
-    parser.add_argument("--size", type=int, default=d.size, help="texture resolution for the losses (paper: 256)")
-    parser.add_argument("--lr", type=float, default=d.lr, help="Adam learning rate (paper: 2e-4)")
-    parser.add_argument("--beta1", type=float, default=d.betas[0])
-    parser.add_argument("--beta2", type=float, default=d.betas[1])
-    parser.add_argument("--ngf", type=int, help="network width (default: the shipped config)")
-    parser.add_argument("--net-size", type=int, help="resolution the network itself runs at")
-    parser.add_argument("--n-down", type=int, help="U-Net levels")
-    parser.add_argument("--n-res", type=int, help="bottleneck residual blocks")
-    parser.add_argument("--mirror", action="store_true", help="sampler: also feed the mirrored partial")
-    parser.add_argument("--data", default=d.data, help="procedural | folder:PATH (a folder of complete SMPL-UV textures)")
-    parser.add_argument("--cache", type=int, default=0, help="precompute N samples and cycle through them")
-    parser.add_argument("--sampler", help="refiner: the trained, frozen sampler weights")
-    parser.add_argument("--resume", action="store_true", help="continue from --out's last checkpoint")
-    parser.add_argument("--sample-every", type=int, default=d.sample_every, help="write a preview grid every N steps")
-    parser.add_argument("--ckpt-every", type=int, default=d.ckpt_every, help="checkpoint every N steps")
-    parser.add_argument("--log-every", type=int, default=d.log_every)
-    parser.add_argument("--seed", type=int, default=d.seed)
-    parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
-    parser.add_argument("--num-workers", type=int, default=0, help="DataLoader worker processes")
-    parser.add_argument("--threads", type=int, help="torch CPU threads per process")
-    parser.add_argument("--lpips-backbones", help="folder with the LPIPS backbone weights "
-                        "(default: $HUMANTEX_LPIPS_BACKBONES or ../shared/data/lpips_backbones)")
-    parser.add_argument("--perceptual-backbone", default="alex", choices=("alex", "squeeze", "vgg19"),
-                        help="refiner/lazova perceptual loss (paper: vgg19; its weights are not shipped)")
-    parser.add_argument("--perceptual-weights", help="torchvision-layout state dict for --perceptual-backbone vgg19")
-    parser.add_argument("--ndf", type=int, default=LossConfig().ndf, help="discriminator width")
-    parser.add_argument("--num-d", type=int, default=LossConfig().num_d, help="discriminator scales")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    parser.set_defaults(_parser=parser)
+# ----------------------------------------------------------------------------- from the command line (core.cli.train)
 
 
 def config_from_args(args) -> TrainConfig:
@@ -541,26 +469,3 @@ def config_from_args(args) -> TrainConfig:
                        betas=(args.beta1, args.beta2), data=args.data, cache=args.cache, seed=args.seed,
                        sample_every=args.sample_every, ckpt_every=args.ckpt_every, log_every=args.log_every,
                        sampler=args.sampler, model=base, loss=loss.to_dict())
-
-
-def run_cli(name, args) -> int:
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    cfg = config_from_args(args)
-    dist = Dist(args.device)
-    try:
-        trainer = Trainer(cfg, Path(args.out), dist, lpips_backbones=args.lpips_backbones,
-                          num_workers=args.num_workers, command=command_line(args))
-        if dist.main:
-            print(f"[humantex] training {cfg.kind}: {count_parameters(trainer.model) / 1e6:.2f}M parameters, "
-                  f"{cfg.iters} iterations, batch {cfg.batch}×{dist.world}, {cfg.size}², device {dist.device}",
-                  file=sys.stderr, flush=True)
-        result = trainer.fit(resume=args.resume, quiet=args.quiet)
-    finally:
-        dist.close()
-    if dist.main:
-        print(f"[humantex] done: {result['step']} steps in {result['wall_time_s']:.0f} s -> {result['weights']}",
-              file=sys.stderr, flush=True)
-    return 0
-
-

@@ -31,8 +31,9 @@ import numpy as np
 
 from .errors import InputError
 from .imageio import DEFAULT_MAX_PIXELS, read_raw_u8, read_rgb, write_json, write_png
-from .uv_layout import DP_GRID, LAYOUT_ID, get_layout, rasterize_triangles
+from .uv_layout import DP_GRID, LAYOUT_ID, check_size, get_layout, rasterize_triangles
 
+# The unwrap's own texture sizes, inside uv_layout's MIN_SIZE..MAX_SIZE (see working_size).
 MIN_TEXTURE_SIZE, MAX_TEXTURE_SIZE = 256, 2048
 IUV_ORDERS = ("auto", "vui", "iuv")
 N_PARTS = 24
@@ -54,6 +55,7 @@ class PartialTexture:
     partial: np.ndarray  # float32 S×S×3 in [0, 1], sRGB as in the photo; unseen texels exactly 0
     visibility: np.ndarray  # float32 S×S in {0, 1}
     meta: dict = field(default_factory=dict)
+    photo: np.ndarray | None = None  # float32 H×W×3, the photo as unwrap_files read it (for contact sheets)
 
     @property
     def size(self) -> int:
@@ -161,12 +163,13 @@ def select_person(iuv: np.ndarray, inds: np.ndarray | None, person: int | None):
 
 
 def _check_size(size) -> int:
-    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or not (
-        MIN_TEXTURE_SIZE <= int(size) <= MAX_TEXTURE_SIZE
-    ):
-        raise InputError(f"texture size must be an integer in {MIN_TEXTURE_SIZE}..{MAX_TEXTURE_SIZE}, got {size!r}",
-                         kind="bad_size")
-    return int(size)
+    return check_size(size, low=MIN_TEXTURE_SIZE, high=MAX_TEXTURE_SIZE)
+
+
+def working_size(output_size: int) -> int:
+    """The texture size the unwrap works at for a given output size: the output size, brought into
+    MIN_TEXTURE_SIZE..MAX_TEXTURE_SIZE (the completion then resizes the partial to the output size)."""
+    return min(max(int(output_size), MIN_TEXTURE_SIZE), MAX_TEXTURE_SIZE)
 
 
 # ---------------------------------------------------------------- the mapping
@@ -453,6 +456,7 @@ def unwrap_files(photo_path, iuv_path, inds_path=None, person: int | None = None
         photo=str(photo_path), iuv=str(iuv_path), inds=None if inds_path is None else str(inds_path), iuv_order=order
     )
     result.meta["timings_ms"]["load_ms"] = round(load_ms, 2)
+    result.photo = photo
     return result
 
 
@@ -464,79 +468,3 @@ def write_partial(out_dir, result: PartialTexture) -> dict[str, Path]:
         "visibility": write_png(out_dir / "visibility.png", result.visibility),
         "meta": write_json(out_dir / "meta.json", result.meta),
     }
-
-
-# ---------------------------------------------------------------- CLI
-
-
-def _positive_int(text: str) -> int:
-    import argparse
-
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
-
-
-def _erode_arg(text: str) -> int | None:
-    import argparse
-
-    if text == "auto":
-        return None
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected 'auto' or a number of pixels, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected ≥ 0 pixels, got {value}")
-    return value
-
-
-def add_unwrap_arguments(parser) -> None:
-    """The unwrap inputs, shared by `humantex unwrap` and `humantex generate`."""
-    parser.add_argument("--photo", required=True, help="photo of the person (JPEG/PNG/...; EXIF orientation applied)")
-    parser.add_argument("--iuv", required=True, help="DensePose IUV image of the photo")
-    parser.add_argument("--inds", default=None, help="DensePose INDS person-index image (optional)")
-    parser.add_argument("--person", type=int, default=None,
-                        help="person index in INDS to unwrap (default: the largest person)")
-    parser.add_argument("--iuv-order", choices=IUV_ORDERS, default="auto",
-                        help="IUV channel order as read in RGB: vui = R:V G:U B:I (DensePose/OpenCV files), "
-                             "iuv = R:I G:U B:V; auto (default) detects which channel holds the part index")
-    parser.add_argument("--on-size-mismatch", choices=("error", "resize"), default="error",
-                        help="photo and IUV of different sizes: error (default) or stretch the IUV over the photo")
-    parser.add_argument("--max-pixels", type=_positive_int, default=DEFAULT_MAX_PIXELS,
-                        help=f"refuse images larger than this many pixels (default {DEFAULT_MAX_PIXELS})")
-    parser.add_argument("--erode", type=_erode_arg, default=DEFAULT_ERODE_PX, metavar="PX",
-                        help="erode the silhouette by PX pixels so seams skip the background"
-                             f" (default: auto, 1 px per {AUTO_ERODE_PER_PX} px of person size, at most {AUTO_ERODE_MAX})")
-
-
-def unwrap_from_args(args, size: int, progress=None) -> PartialTexture:
-    """Run unwrap_files with the arguments add_unwrap_arguments defined."""
-    return unwrap_files(args.photo, args.iuv, inds_path=args.inds, person=args.person, size=size,
-                        iuv_order=args.iuv_order, on_size_mismatch=args.on_size_mismatch,
-                        max_pixels=args.max_pixels, erode_px=args.erode, progress=progress)
-
-
-def add_cli_arguments(name: str, parser) -> None:
-    add_unwrap_arguments(parser)
-    parser.add_argument("--size", type=int, default=512,
-                        help=f"texture size in texels, {MIN_TEXTURE_SIZE}..{MAX_TEXTURE_SIZE} (default 512)")
-    parser.add_argument("--out", required=True, help="output folder: partial.png, visibility.png, meta.json")
-    parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
-
-
-def run_cli(name: str, args) -> int:
-    from .cli import StderrProgress
-
-    progress = StderrProgress(quiet=args.quiet)
-    result = unwrap_from_args(args, size=args.size, progress=progress)
-    progress("write", 0.0)
-    paths = write_partial(args.out, result)
-    progress("write", 1.0)
-    print(f"coverage {result.meta['coverage']:.1%} of the UV charts, person {result.meta['person']}"
-          f" -> {paths['partial'].parent}")
-    return 0

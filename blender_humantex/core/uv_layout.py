@@ -30,6 +30,9 @@ import numpy as np
 from .errors import DependencyError, InputError
 
 LAYOUT_ID = "smpl_uv_v1"
+# Every texture in this package is square, size × size texels in the SMPL UV layout, with size in
+# MIN_SIZE..MAX_SIZE: the layout's sizes, the pipeline's output sizes and the camera projection's.
+# The unwrap works in a narrower range inside this one (unwrap.MIN_TEXTURE_SIZE..MAX_TEXTURE_SIZE).
 MIN_SIZE, MAX_SIZE = 64, 4096
 _BUILD_VERSION = 4  # bump when the build changes, so stale on-disk caches are ignored
 _DISK_CACHE_FROM = 1024  # sizes below this build in well under a second; no disk cache
@@ -155,25 +158,27 @@ def _source() -> _Source:
 # ---------------------------------------------------------------- rasteriser
 
 
-def rasterize_triangles(corners_xy: np.ndarray, height: int, width: int, chunk_texels: int = 1 << 18):
-    """Which triangle covers each pixel centre, and its barycentric weights.
+def triangle_fragments(corners_xy: np.ndarray, height: int, width: int, chunk_texels: int = 1 << 18,
+                       dtype=np.float64):
+    """Every (triangle, pixel) pair whose pixel centre lies inside the triangle, in batches.
 
     corners_xy: F×3×2 float, pixel units (x right, y down; pixel (r, c) has its centre at (c+0.5, r+0.5)).
-    Returns (index int32 H×W, -1 where none; barycentric float32 H×W×3). Where triangles overlap
-    (shared edges), one of them wins. Vectorised over batches of triangles with similar bounding boxes.
+    Yields (faces int64 N, rows int64 N, cols int64 N, barycentric N×3 of `dtype`) per batch.
+    Vectorised over batches of triangles with similar bounding boxes; triangles with no area are
+    skipped. float32 halves the work where its precision is enough (a depth buffer); the UV layout
+    build keeps float64 so its tables never change.
     """
-    index = np.full((height, width), -1, dtype=np.int32)
-    bary = np.zeros((height, width, 3), dtype=np.float32)
     p = np.asarray(corners_xy, dtype=np.float64)
     x0, y0 = p[:, 0, 0], p[:, 0, 1]
     e1x, e1y = p[:, 1, 0] - x0, p[:, 1, 1] - y0
     e2x, e2y = p[:, 2, 0] - x0, p[:, 2, 1] - y0
     det = e1x * e2y - e2x * e1y
-    c_lo = np.maximum(np.ceil(p[:, :, 0].min(1) - 0.5), 0).astype(np.int64)
-    c_hi = np.minimum(np.floor(p[:, :, 0].max(1) - 0.5), width - 1).astype(np.int64)
-    r_lo = np.maximum(np.ceil(p[:, :, 1].min(1) - 0.5), 0).astype(np.int64)
-    r_hi = np.minimum(np.floor(p[:, :, 1].max(1) - 0.5), height - 1).astype(np.int64)
-    keep = (np.abs(det) > 1e-12) & (c_hi >= c_lo) & (r_hi >= r_lo)
+    with np.errstate(invalid="ignore"):  # non-finite corners (culled triangles) fail `keep` below
+        c_lo = np.ceil(np.nan_to_num(p[:, :, 0].min(1) - 0.5, nan=width)).clip(0, width).astype(np.int64)
+        c_hi = np.floor(np.nan_to_num(p[:, :, 0].max(1) - 0.5, nan=-1)).clip(-1, width - 1).astype(np.int64)
+        r_lo = np.ceil(np.nan_to_num(p[:, :, 1].min(1) - 0.5, nan=height)).clip(0, height).astype(np.int64)
+        r_hi = np.floor(np.nan_to_num(p[:, :, 1].max(1) - 0.5, nan=-1)).clip(-1, height - 1).astype(np.int64)
+    keep = np.isfinite(det) & (np.abs(det) > 1e-12) & (c_hi >= c_lo) & (r_hi >= r_lo)
     faces = np.nonzero(keep)[0]
     bw, bh = c_hi - c_lo + 1, r_hi - r_lo + 1
     side = np.maximum(bw, bh)
@@ -190,18 +195,33 @@ def rasterize_triangles(corners_xy: np.ndarray, height: int, width: int, chunk_t
         oy, ox = np.mgrid[0:h, 0:w]
         cols = c_lo[f, None, None] + ox[None]
         rows = r_lo[f, None, None] + oy[None]
-        px = cols + 0.5 - x0[f, None, None]
-        py = rows + 0.5 - y0[f, None, None]
-        d = det[f, None, None]
-        l1 = (px * e2y[f, None, None] - e2x[f, None, None] * py) / d
-        l2 = (e1x[f, None, None] * py - px * e1y[f, None, None]) / d
+        # pixel centres relative to corner 0: the offsets in float64, the grid in `dtype`
+        px = ox.astype(dtype)[None] + (c_lo[f] + 0.5 - x0[f]).astype(dtype)[:, None, None]
+        py = oy.astype(dtype)[None] + (r_lo[f] + 0.5 - y0[f]).astype(dtype)[:, None, None]
+        d = det[f, None, None].astype(dtype)
+        l1 = (px * e2y[f, None, None].astype(dtype) - e2x[f, None, None].astype(dtype) * py) / d
+        l2 = (e1x[f, None, None].astype(dtype) * py - px * e1y[f, None, None].astype(dtype)) / d
         l0 = 1.0 - l1 - l2
         inside = (l0 >= -eps) & (l1 >= -eps) & (l2 >= -eps)
         inside &= (cols <= c_hi[f, None, None]) & (rows <= r_hi[f, None, None])
         fi, yy, xx = np.nonzero(inside)
-        rr, cc = rows[fi, yy, xx], cols[fi, yy, xx]
-        index[rr, cc] = f[fi]
-        bary[rr, cc] = np.stack([l0[fi, yy, xx], l1[fi, yy, xx], l2[fi, yy, xx]], axis=-1)
+        bary = np.stack([l0[fi, yy, xx], l1[fi, yy, xx], l2[fi, yy, xx]], axis=-1)
+        yield f[fi], rows[fi, yy, xx], cols[fi, yy, xx], bary
+
+
+def rasterize_triangles(corners_xy: np.ndarray, height: int, width: int, chunk_texels: int = 1 << 18,
+                        dtype=np.float64):
+    """Which triangle covers each pixel centre, and its barycentric weights.
+
+    corners_xy: F×3×2 float, pixel units (x right, y down; pixel (r, c) has its centre at (c+0.5, r+0.5)).
+    Returns (index int32 H×W, -1 where none; barycentric float32 H×W×3). Where triangles overlap
+    (shared edges), one of them wins.
+    """
+    index = np.full((height, width), -1, dtype=np.int32)
+    bary = np.zeros((height, width, 3), dtype=np.float32)
+    for faces, rows, cols, weights in triangle_fragments(corners_xy, height, width, chunk_texels, dtype):
+        index[rows, cols] = faces
+        bary[rows, cols] = weights
     return index, bary
 
 
@@ -384,23 +404,32 @@ def _load_cached(size: int) -> dict[str, np.ndarray] | None:
 
 
 def _save_cached(size: int, arrays: dict[str, np.ndarray]) -> None:
-    path = _cache_path(size)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        with open(tmp, "wb") as f:
+    from .files import atomic_write
+
+    def save(tmp):
+        with open(tmp, "wb") as f:  # a file object: np.savez would append ".npz" to a path
             np.savez(f, **arrays)
-        os.replace(tmp, path)
+
+    try:
+        atomic_write(_cache_path(size), save)
     except OSError:
         pass  # a read-only home only costs a rebuild next time
+
+
+def check_size(size, what: str = "texture size", low: int = MIN_SIZE, high: int = MAX_SIZE) -> int:
+    """`size` as an int, or InputError(kind="bad_size") when it is not an integer in low..high.
+
+    The one size check: every caller passes its range (MIN_SIZE..MAX_SIZE unless it has a narrower one).
+    """
+    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or not low <= int(size) <= high:
+        raise InputError(f"{what} must be an integer in {low}..{high}, got {size!r}", kind="bad_size")
+    return int(size)
 
 
 @functools.lru_cache(maxsize=4)
 def get_layout(size: int) -> UVLayout:
     """The SMPL UV layout at size×size texels (cached in memory; sizes ≥ 1024 also on disk)."""
-    if not isinstance(size, (int, np.integer)) or not MIN_SIZE <= int(size) <= MAX_SIZE:
-        raise InputError(f"UV size must be an integer in {MIN_SIZE}..{MAX_SIZE}, got {size!r}", kind="bad_size")
-    size = int(size)
+    size = check_size(size, what="UV size")
     arrays = _load_cached(size) if size >= _DISK_CACHE_FROM else None
     if arrays is None:
         arrays = _build(size)

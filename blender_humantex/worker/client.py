@@ -3,8 +3,8 @@
 Standard library only: Blender's Python imports this module and must never see torch or bpy.
 
     client = get_client("/path/to/worker-venv/bin/python")      # warm worker, reused
-    job = client.submit(photo=..., iuv=..., size=1024, out_dir=...)
-    ...  job.poll() from a modal operator's timer; job.done; job.result / job.error
+    job = client.submit(GenerateRequest(photo=..., iuv=..., size=1024, out_dir=...))  # or the fields as keywords
+    ...  job.poll() from a modal operator's timer; job.done / job.cancelled / job.failed; job.result / job.error
     result = client.run(photo=..., iuv=..., out_dir=..., progress=print)   # blocking, for blender -b
 
 Every failure is a WorkerError whose `message` is one line for a human and whose `kind` is
@@ -34,12 +34,11 @@ from .protocol import (
     EXIT_NO_TORCH,
     EXIT_PYTHON_TOO_OLD,
     FATAL_PREFIX,
-    GENERATE_FIELDS,
     INSTALL_HINT,
     MIN_PYTHON,
-    PATH_FIELDS,
     PROTOCOL_VERSION,
     REPLY_TYPES,
+    GenerateRequest,
     ProtocolError,
     decode,
     encode,
@@ -60,9 +59,14 @@ class WorkerError(Exception):
 
 
 class Job:
-    """One generate request. State changes arrive from the reader thread."""
+    """One generate request, used like a future: `done`, then `cancelled` or `failed` (with `error`,
+    a WorkerError) or neither (with `result`, plain data); `wait()`, `cancel()`, and `poll()` for progress.
 
-    def __init__(self, client: WorkerClient, job_id: str):
+    `state` says the same in one word ("running", "done", "cancelled", "error"). State changes arrive
+    from the connection's reader thread (`_deliver`, `_fail`: this module only).
+    """
+
+    def __init__(self, client: WorkerClient, job_id: str, log_offset: int = 0):
         self._client = client
         self.id = job_id
         self.state = "running"
@@ -70,13 +74,23 @@ class Job:
         self.fraction = 0.0
         self.result: dict | None = None
         self.error: WorkerError | None = None
+        self.log_offset = log_offset  # the worker log's size at submit: a crash report quotes this job's lines only
         self._changed = threading.Condition()
         self._pending: list[dict] = []
-        self._log_offset = 0
 
     @property
     def done(self) -> bool:
+        """Ended, one way or another (finished, cancelled or failed)."""
         return self.state != "running"
+
+    @property
+    def cancelled(self) -> bool:
+        return self.state == "cancelled"
+
+    @property
+    def failed(self) -> bool:
+        """Ended with an error other than a cancel (see `error`)."""
+        return self.state == "error"
 
     def _deliver(self, message: dict) -> None:
         with self._changed:
@@ -110,7 +124,8 @@ class Job:
             events, self._pending = self._pending, []
         return events
 
-    def _wait_for_event(self, timeout: float | None) -> None:
+    def wait_for_event(self, timeout: float | None = None) -> None:
+        """Block until an event is waiting for poll() or the job has ended (or `timeout` s passed)."""
         with self._changed:
             self._changed.wait_for(lambda: self._pending or self.done, timeout)
 
@@ -179,7 +194,7 @@ class _Connection:
                 reason, kind = "the worker was shut down before the job finished", "worker_closed"
             else:
                 reason, kind = f"the worker process {self.describe_exit()} during the job", "worker_died"
-            tail = self.last_log_line(min(job._log_offset for job in running))
+            tail = self.last_log_line(min(job.log_offset for job in running))
             message = f"{reason}{f' (last log line: {tail})' if tail else ''}; log: {self.log_path}"
             for job in running:
                 job._fail(message, kind)
@@ -435,24 +450,24 @@ class WorkerClient:
         )
 
     # ---- jobs ---------------------------------------------------------------------------------
-    def submit(self, **request) -> Job:
-        """Send a generate request; returns at once. (Re)starts the worker if it is not running."""
-        unknown = sorted(set(request) - set(GENERATE_FIELDS))
-        if unknown:
-            raise WorkerError(f"unknown generate field(s): {', '.join(unknown)}", "bad_request")
-        message = {"type": "generate"}
-        for name, value in request.items():
-            if value is None:
-                continue
-            if name in PATH_FIELDS:  # the worker's cwd is not ours
-                value = os.path.abspath(os.path.expanduser(os.fspath(value)))
-            message[name] = value
+    def submit(self, request: GenerateRequest | None = None, **fields) -> Job:
+        """Send a generate request (a GenerateRequest, or its fields as keywords); returns at once.
+        (Re)starts the worker if it is not running. Relative paths are made absolute here."""
+        try:
+            if request is None:
+                request = GenerateRequest.from_message(fields)
+            elif fields:
+                raise ProtocolError("pass a GenerateRequest or keyword fields, not both")
+            else:
+                request.check()
+        except ProtocolError as e:
+            raise WorkerError(str(e), e.kind) from None
+        message = request.with_absolute_paths().to_message(None)
         with self._lock:
             self.start()
             conn = self._conn
-            job = Job(self, uuid.uuid4().hex[:12])
+            job = Job(self, uuid.uuid4().hex[:12], log_offset=conn.log_size())
             message["id"] = job.id
-            job._log_offset = conn.log_size()  # so a crash report quotes this job's log lines only
             with conn.lock:
                 dead = conn.dead  # died since start(): its reader has already failed its jobs
                 conn.jobs[job.id] = job
@@ -466,17 +481,17 @@ class WorkerClient:
                 job._fail(e.message, e.kind)
         return job
 
-    def run(self, progress=None, timeout=None, **request) -> dict:
+    def run(self, request: GenerateRequest | None = None, progress=None, timeout=None, **fields) -> dict:
         """Submit and block until done, calling progress(stage, fraction) in this thread.
         On timeout (or an exception from progress, or Ctrl+C) the job is cancelled."""
-        job = self.submit(**request)
+        job = self.submit(request, **fields)
         deadline = None if timeout is None else time.monotonic() + timeout
         try:
             while True:
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
                     raise WorkerError(f"the job did not finish within {timeout:g} s (cancelled)", "timeout")
-                job._wait_for_event(remaining)
+                job.wait_for_event(remaining)
                 for event in job.poll():
                     if progress is not None and event.get("type") == "progress":
                         progress(event["stage"], event["fraction"])

@@ -33,10 +33,10 @@ from .protocol import (
     EXIT_NO_TORCH,
     EXIT_OK,
     FATAL_PREFIX,
-    GENERATE_FIELDS,
     INSTALL_HINT,
     PROTOCOL_VERSION,
     REQUEST_TYPES,
+    GenerateRequest,
     ProtocolError,
     decode,
     encode,
@@ -44,8 +44,6 @@ from .protocol import (
 
 MIN_TORCH = (2, 1)
 MAX_LINE_BYTES = 1 << 20  # a request is a few hundred bytes; anything this long is garbage
-PATH_OR_TEXT_FIELDS = ("photo", "iuv", "inds", "partial", "visibility", "out_dir", "method", "iuv_order")
-INT_FIELDS = ("person", "size", "max_pixels")
 
 
 def log(message: str) -> None:
@@ -64,35 +62,11 @@ def fatal(reason: str, code: int) -> int:
     return code
 
 
-def validate_generate(message: dict) -> dict:
-    """The generate request's fields, type-checked (the pipeline checks the values themselves)."""
+def validate_generate(message: dict) -> GenerateRequest:
+    """The generate request, type-checked (the job checks the values themselves)."""
     if not message.get("id"):
         raise ProtocolError("a generate request needs a non-empty string id")
-    unknown = sorted(set(message) - set(GENERATE_FIELDS) - {"id", "type"})
-    if unknown:
-        raise ProtocolError(f"unknown generate field(s): {', '.join(unknown)}", request_id=message["id"])
-    for name in PATH_OR_TEXT_FIELDS:
-        if message.get(name) is not None and not isinstance(message[name], str):
-            raise ProtocolError(f"generate field {name!r} must be a string", request_id=message["id"])
-    for name in INT_FIELDS:
-        value = message.get(name)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
-            raise ProtocolError(f"generate field {name!r} must be an integer", request_id=message["id"])
-    if not message.get("out_dir"):
-        raise ProtocolError("generate needs out_dir", kind="missing_field", request_id=message["id"])
-    has_photo = bool(message.get("photo") or message.get("iuv"))
-    has_partial = bool(message.get("partial") or message.get("visibility"))
-    if has_photo == has_partial or (has_photo and not (message.get("photo") and message.get("iuv"))):
-        raise ProtocolError(
-            "generate needs either photo + iuv, or partial + visibility",
-            kind="missing_field",
-            request_id=message["id"],
-        )
-    if has_partial and not (message.get("partial") and message.get("visibility")):
-        raise ProtocolError(
-            "generate needs both partial and visibility", kind="missing_field", request_id=message["id"]
-        )
-    return {k: message[k] for k in GENERATE_FIELDS if message.get(k) is not None}
+    return GenerateRequest.from_message(message, request_id=message["id"])
 
 
 def is_out_of_memory(error: BaseException) -> bool:
@@ -166,7 +140,7 @@ class WorkerServer:
         if kind == "hello":
             self.send(self.hello(request_id))
         elif kind == "generate":
-            fields = validate_generate(message)
+            request = validate_generate(message)
             with self._state_lock:
                 if request_id in self._queued or request_id == self._current:
                     raise ProtocolError(f"job id {request_id!r} is already in use", request_id=request_id)
@@ -175,7 +149,7 @@ class WorkerServer:
                         "the worker is shutting down", kind="shutting_down", request_id=request_id
                     )
                 self._queued.add(request_id)
-            self._jobs.put((request_id, fields))
+            self._jobs.put((request_id, request))
         elif kind == "cancel":
             target = message.get("target")
             if not isinstance(target, str) or not target:
@@ -256,7 +230,7 @@ class WorkerServer:
             item = self._jobs.get()
             if item is None:
                 return
-            job_id, fields = item
+            job_id, request = item
             with self._state_lock:
                 if job_id not in self._queued:  # cancelled while queued (already answered)
                     self._cancelled.discard(job_id)
@@ -264,20 +238,20 @@ class WorkerServer:
                 self._queued.discard(job_id)
                 self._current = job_id
             try:
-                self.run_job(job_id, fields)
+                self.run_job(job_id, request)
             finally:
                 with self._state_lock:
                     self._current = None
                     self._cancelled.discard(job_id)
 
-    def run_job(self, job_id: str, fields: dict) -> None:
+    def run_job(self, job_id: str, request: GenerateRequest) -> None:
         """Run one job and send its one final reply, after its staging folder is gone."""
         started = time.perf_counter()
-        out_dir = Path(fields.pop("out_dir"))
+        out_dir = Path(request.out_dir)
         staging = None
         try:
             staging = make_staging_dir(out_dir)
-            reply = self._generate(job_id, fields, staging, out_dir)
+            reply = self._generate(job_id, request, staging, out_dir)
             reply["timings"]["worker_job_s"] = time.perf_counter() - started
             log(f"job {job_id} done in {reply['timings']['worker_job_s']:.2f} s")
         except Exception as e:
@@ -287,9 +261,9 @@ class WorkerServer:
                 shutil.rmtree(staging, ignore_errors=True)
         self.send(reply)
 
-    def _generate(self, job_id: str, fields: dict, staging: Path, out_dir: Path) -> dict:
+    def _generate(self, job_id: str, request: GenerateRequest, staging: Path, out_dir: Path) -> dict:
         from ..core.errors import CancelledError
-        from ..core.pipeline import generate
+        from ..core.job import generate
 
         if self.pipeline is None:
             raise self.startup_error
@@ -309,7 +283,7 @@ class WorkerServer:
                 last["stage"], last["fraction"] = stage, fraction
                 self.send({"id": job_id, "type": "progress", "stage": stage, "fraction": round(fraction, 4)})
 
-        report = generate(self.pipeline, out_dir=staging, progress=progress, **fields)
+        report = generate(self.pipeline, out_dir=staging, progress=progress, **request.job_inputs())
         if job_id in self._cancelled:  # the cancel arrived after the last progress call
             raise CancelledError("cancelled")
         return {
@@ -412,7 +386,7 @@ def free_memory() -> None:
 
 
 def _package_version() -> str:
-    from .. import __version__
+    from ..version import __version__
 
     return __version__
 
@@ -468,26 +442,3 @@ def serve(device: str = "auto", weights_dir: str | None = None) -> int:
         log("interrupted")
         return 130
     return EXIT_OK
-
-
-# ---- `humantex worker` and `python -m blender_humantex.worker` ---------------------------------
-def add_cli_arguments(name, parser) -> None:
-    parser.add_argument("--device", default="auto", help="auto | cpu | cuda (auto picks cuda when available)")
-    parser.add_argument(
-        "--weights", default=None, metavar="DIR", help="folder with sampler/refiner/lazova.safetensors"
-    )
-
-
-def run_cli(name, args) -> int:
-    return serve(device=args.device, weights_dir=args.weights)
-
-
-def main(argv=None) -> int:
-    import argparse
-
-    parser = argparse.ArgumentParser(
-        prog="python -m blender_humantex.worker", description="serve JSON-lines requests on stdin/stdout"
-    )
-    add_cli_arguments("worker", parser)
-    args = parser.parse_args(argv)
-    return run_cli("worker", args)

@@ -116,6 +116,26 @@ def find_generate_button(png, sidebar):
     return (x0 + width // 2, y0 + start + tall // 2), runs
 
 
+def find_humantex_tab(png, sidebar):
+    """The sidebar's tabs are a vertical strip at its right edge, one run of tab-coloured rows per
+    tab between border lines; "HumanTex" is the longest label, so the longest run."""
+    x = sidebar["x"] + sidebar["width"] - 8
+    strip = pixels(png, x, sidebar["y"], 1, sidebar["height"])
+    runs, start = [], None
+    for row in range(len(strip) + 1):
+        inside = row < len(strip) and 27 <= strip[row][0][0] <= 52
+        if inside and start is None:
+            start = row
+        elif not inside and start is not None:
+            runs.append((start, row - start))
+            start = None
+    runs = [run for run in runs if run[1] >= 20]
+    if not runs:
+        return None, runs
+    start, length = max(runs, key=lambda run: run[1])
+    return (x, sidebar["y"] + start + length // 2), runs
+
+
 def run_gui(blender_env):
     xvfb = subprocess.Popen(["Xvfb", DISPLAY, "-screen", "0", f"{SCREEN[0]}x{SCREEN[1]}x24", "-nolisten", "tcp"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -155,17 +175,15 @@ def drive(blender):
     xdotool("mousemove", SCREEN[0] // 3, SCREEN[1] // 2)
     xdotool("key", "Escape")
     time.sleep(1)
-    # The HumanTex tab, as a user would pick it: Ctrl+Tab over the sidebar cycles its tabs.
+    # The HumanTex tab, as a user picks it: a click on the tab.
     sidebar = current["sidebar"]
-    # Over the first panel's header: the sidebar overlaps the viewport, and below its panels the
-    # keys would reach the viewport (where Ctrl+Tab is the mode pie menu).
-    xdotool("mousemove", sidebar["x"] + sidebar["width"] // 2, sidebar["y"] + 12)
-    for _ in range(10):
-        time.sleep(0.7)
-        if state().get("category") == "HumanTex":
-            break
-        xdotool("key", "ctrl+Tab")
-    if not check("HumanTex tab chosen with Ctrl+Tab", state().get("category") == "HumanTex", str(state().get("category"))):
+    tab, runs = find_humantex_tab(screenshot("02-tabs.png"), sidebar)
+    if tab is not None:
+        xdotool("mousemove", *tab)
+        xdotool("click", "1")
+        time.sleep(1.0)
+    if not check("HumanTex tab clicked", state().get("category") == "HumanTex",
+                 f"{state().get('category')} after a click at {tab}; tab runs {runs}"):
         screenshot("02-panel.png")
         return
     xdotool("mousemove", SCREEN[0] // 3, SCREEN[1] // 2)  # no tooltip over the button in the screenshot
@@ -190,7 +208,8 @@ def drive(blender):
             progress_shots += 1
             screenshot(f"03-progress-{progress_shots}.png")
         time.sleep(0.3)
-    time.sleep(1.0)  # one more redraw of the panel with the final message
+    xdotool("mousemove", SCREEN[0] // 3, SCREEN[1] // 2)  # off the panel: no hover highlight
+    time.sleep(1.5)  # one more redraw of the panel with the final message
     screenshot("04-done.png")
     job, result = current.get("job", {}), current.get("result", {})
     check("the click started the modal Generate", bool(job), current.get("phase", ""))
@@ -214,7 +233,8 @@ def drive(blender):
           result.get("panel_message", ""))
     send("show_material")
     wait_for({"material_shown"}, 60, blender)
-    time.sleep(3)  # EEVEE compiles its shaders on the CPU here
+    xdotool("mousemove", SCREEN[0] // 3 + 5, SCREEN[1] // 2)  # an event, so the viewport redraws
+    time.sleep(3)
     screenshot("05-material.png")
     send("quit")
     try:

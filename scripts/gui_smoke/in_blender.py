@@ -67,7 +67,10 @@ def install():
     state["check_worker"] = {"result": sorted(result), "text": prefs.check_result, "ok": prefs.check_ok}
     # Show the add-on's entry, expanded, in a Preferences window for the first screenshot.
     bpy.context.window_manager.addon_search = "HumanTex"
-    addon_utils.module_bl_info(importlib.import_module(EXT))["show_expanded"] = True
+    # The list draws the modules addon_utils found on disk (not the imported package): expand that one.
+    for module in addon_utils.modules(refresh=False):
+        if module.__name__ == EXT:
+            addon_utils.module_bl_info(module)["show_expanded"] = True
     with bpy.context.temp_override(window=main_window()):
         bpy.ops.screen.userpref_show(section="ADDONS")
 
@@ -133,10 +136,17 @@ def show_material():
     window = main_window()
     area, _, region = view3d(window)
     space = area.spaces.active
-    space.shading.type = "MATERIAL"
+    # Solid shading with texture colour (Workbench shows the material's active image node): EEVEE
+    # compiling its shaders on a software OpenGL would take minutes here.
+    material = bpy.data.objects["Body"].active_material
+    final = next(n for n in material.node_tree.nodes if n.get("humantex_role") == "final")
+    material.node_tree.nodes.active = final
+    space.shading.type = "SOLID"
+    space.shading.color_type = "TEXTURE"
     with bpy.context.temp_override(window=window, area=area, region=region):
         bpy.ops.view3d.view_axis(type="FRONT")
         bpy.ops.view3d.view_selected()
+    area.tag_redraw()
 
 
 def count_draw():
@@ -164,7 +174,7 @@ def _tick():
             watch["progress"].append([round(now, 2), task.stage, round(task.fraction, 3), task.progress_text])
         state["phase"] = "running"
     elif watch["seen_running"] and state["phase"] == "running":
-        gaps = [b - a for a, b in zip(watch["ticks"], watch["ticks"][1:])]
+        gaps = [b - a for a, b in zip(watch["ticks"], watch["ticks"][1:], strict=False)]
         draws = watch["draws_while_running"]
         state["job"] = {
             "progress": watch["progress"],

@@ -1,0 +1,38 @@
+"""`humantex evaluate`: the LPIPS / PSNR / SSIM table (core.evaluate.evaluate)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from ..backbones import BACKBONE_FILES
+from ..device import DEVICE_HELP
+from ..errors import InputError
+from ..evaluate import default_dev_dir, evaluate
+from ..files import DEFAULT_WEIGHTS_DIR
+
+
+def add_arguments(name, parser) -> None:
+    parser.add_argument("--out", required=True, help="folder for results.md, results.json, figure.png")
+    parser.add_argument("--dev-dir", help=f"complete SMPL-UV textures to mask and score (e.g. {default_dev_dir()})")
+    parser.add_argument("--procedural", type=int, default=0, help="score the first N procedural test textures")
+    parser.add_argument("--weights", help=f"weights folder (default: {DEFAULT_WEIGHTS_DIR})")
+    parser.add_argument("--masks-per-texture", type=int, default=3, help="real visibilities per dev texture")
+    parser.add_argument("--seed", type=int, default=0, help="procedural test split seed")
+    parser.add_argument("--device", default="auto", help=DEVICE_HELP)
+    parser.add_argument("--figure-rows", type=int, default=3)
+    parser.add_argument("--lpips-backbones", help="folder with the LPIPS backbone weights")
+
+
+def run(name, args) -> int:
+    if args.procedural < 0 or args.masks_per_texture < 1:
+        raise InputError("--procedural must be >= 0 and --masks-per-texture >= 1", kind="bad_argument")
+    backbone = None
+    if args.lpips_backbones:
+        backbone = Path(args.lpips_backbones) / BACKBONE_FILES["alex"]
+    evaluate(args.out, weights_dir=args.weights, dev_dir=args.dev_dir, procedural=args.procedural,
+             masks_per_texture=args.masks_per_texture, seed=args.seed, device=args.device,
+             backbone_path=backbone, figure_rows=args.figure_rows)
+    print((Path(args.out) / "results.md").read_text(), end="")
+    print(f"[humantex] wrote {args.out}/results.md, results.json, figure.png", file=sys.stderr)
+    return 0

@@ -1,0 +1,97 @@
+"""`humantex train sampler|refiner|lazova`: the arguments, then core.train's Trainer."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import sys
+from pathlib import Path
+
+import torch
+
+from ..losses import LossConfig
+from ..models import count_parameters
+from ..train import Dist, TrainConfig, Trainer, config_from_args
+
+
+def add_arguments(name, parser) -> None:
+    d = TrainConfig()
+    options = []  # every argument added here, so that command_line can rebuild the command
+
+    def add(*flags, **kwargs):
+        options.append(parser.add_argument(*flags, **kwargs))
+
+    add("kind", choices=("sampler", "refiner", "lazova"), help="which network to train")
+    add("--out", required=True, help="run folder: checkpoints, previews, log, exported weights")
+    add("--iters", type=int, default=d.iters, help=f"optimisation steps (paper: {d.iters})")
+    add("--batch", type=int, default=d.batch, help="batch size per process (paper: 8)")
+    add("--size", type=int, default=d.size, help="texture resolution for the losses (paper: 256)")
+    add("--lr", type=float, default=d.lr, help="Adam learning rate (paper: 2e-4)")
+    add("--beta1", type=float, default=d.betas[0])
+    add("--beta2", type=float, default=d.betas[1])
+    add("--ngf", type=int, help="network width (default: the shipped config)")
+    add("--net-size", type=int, help="resolution the network itself runs at")
+    add("--n-down", type=int, help="U-Net levels")
+    add("--n-res", type=int, help="bottleneck residual blocks")
+    add("--mirror", action="store_true", help="sampler: also feed the mirrored partial")
+    add("--data", default=d.data, help="procedural | folder:PATH (a folder of complete SMPL-UV textures)")
+    add("--cache", type=int, default=0, help="precompute N samples and cycle through them")
+    add("--sampler", help="refiner: the trained, frozen sampler weights")
+    add("--resume", action="store_true", help="continue from --out's last checkpoint")
+    add("--sample-every", type=int, default=d.sample_every, help="write a preview grid every N steps")
+    add("--ckpt-every", type=int, default=d.ckpt_every, help="checkpoint every N steps")
+    add("--log-every", type=int, default=d.log_every)
+    add("--seed", type=int, default=d.seed)
+    add("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    add("--num-workers", type=int, default=0, help="DataLoader worker processes")
+    add("--threads", type=int, help="torch CPU threads per process")
+    add("--lpips-backbones", help="folder with the LPIPS backbone weights "
+         "(default: $HUMANTEX_LPIPS_BACKBONES or ../shared/data/lpips_backbones)")
+    add("--perceptual-backbone", default="alex", choices=("alex", "squeeze", "vgg19"),
+         help="refiner/lazova perceptual loss (paper: vgg19; its weights are not shipped)")
+    add("--perceptual-weights", help="torchvision-layout state dict for --perceptual-backbone vgg19")
+    add("--ndf", type=int, default=LossConfig().ndf, help="discriminator width")
+    add("--num-d", type=int, default=LossConfig().num_d, help="discriminator scales")
+    add("--quiet", action="store_true", help="no progress bar")
+    parser.set_defaults(train_options=tuple(options))
+
+
+def run(name, args) -> int:
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    cfg = config_from_args(args)
+    dist = Dist(args.device)
+    try:
+        trainer = Trainer(cfg, Path(args.out), dist, lpips_backbones=args.lpips_backbones,
+                          num_workers=args.num_workers, command=command_line(args))
+        if dist.main:
+            print(f"[humantex] training {cfg.kind}: {count_parameters(trainer.model) / 1e6:.2f}M parameters, "
+                  f"{cfg.iters} iterations, batch {cfg.batch}×{dist.world}, {cfg.size}², device {dist.device}",
+                  file=sys.stderr, flush=True)
+        result = trainer.fit(resume=args.resume, quiet=args.quiet)
+    finally:
+        dist.close()
+    if dist.main:
+        print(f"[humantex] done: {result['step']} steps in {result['wall_time_s']:.0f} s -> {result['weights']}",
+              file=sys.stderr, flush=True)
+    return 0
+
+
+def command_line(args) -> str:
+    """The command that ran, as a user would type it (recorded in the weights).
+
+    Rebuilt from the parsed arguments (every option that differs from its default), so it is the
+    same whether training was started from a shell, torchrun, or in-process through cli.main.
+    """
+    words = [args.kind]
+    for action in args.train_options:
+        if not action.option_strings:
+            continue
+        value = getattr(args, action.dest, None)
+        if value == action.default:
+            continue
+        flag = action.option_strings[-1]
+        words += [flag] if action.nargs == 0 else [flag, str(value)]
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    prefix = f"torchrun --nproc-per-node={world} -m blender_humantex train" if world > 1 else "humantex train"
+    return " ".join([prefix, *map(shlex.quote, words)])

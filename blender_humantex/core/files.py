@@ -1,0 +1,45 @@
+"""Where the package's own files are, and atomic file writes: a temporary file in the same folder,
+then a rename over the target, so a crash, a full disk or a cancel never leaves half a file where a
+whole one was expected.
+
+Standard library only: the add-on (Blender's Python) uses it too.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+# The weights shipped with the package: the default for the CLI, the worker and the add-on.
+DEFAULT_WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
+
+
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _current_umask()
+
+
+def atomic_write(path, save) -> Path:
+    """`save(tmp)` writes the content to the path `tmp` beside `path`; then `tmp` replaces `path`.
+
+    The folder is made if missing. On any error (or cancel) the temporary file is removed and the
+    old `path`, if any, is left as it was.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix + ".tmp", dir=path.parent)
+    os.close(fd)
+    os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; outputs should get the usual permissions
+    try:
+        save(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
