@@ -685,6 +685,31 @@ def test_batch_unsavable_save_as_is_one_line(tmp_path):
         assert target in errors[0] or "--save-as" in errors[0]
 
 
+def test_headless_batch_camera_job(extension, prefs, pr99, smpl_corner_uvs, random_weights, tmp_path):
+    """A batch job with "source": "camera" projects through the scene camera, like the panel."""
+    new_scene_with_camera_and_smpl_sheet(smpl_corner_uvs, name="Sheet")
+    blend = tmp_path / "camera_batch.blend"
+    bpy.ops.wm.save_as_mainfile(filepath=str(blend))
+    manifest = tmp_path / "jobs.json"
+    manifest.write_text(json.dumps({"jobs": [
+        {"object": "Sheet", "source": "camera", "photo": str(pr99["photo"]), "size": 256},
+        {"object": "Sheet", "source": "camera", "photo": str(pr99["photo"]), "iuv": str(pr99["iuv"])},
+    ]}))  # fmt: skip
+    command = [
+        sys.executable, "-m", "blender_humantex.batch", "--blend", str(blend), "--manifest", str(manifest),
+        "--python", WORKER_PYTHON, "--device", "cpu", "--weights-dir", str(random_weights),
+    ]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=tmp_path, env=env)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "1 done, 0 skipped, 1 failed" in proc.stdout, proc.stdout + proc.stderr
+    assert "iuv do not go with projection" in proc.stdout
+    meta = json.loads((tmp_path / "humantex" / "Sheet" / "meta.json").read_text())
+    assert meta["uv_layout"] == "smpl_uv_v1" and (tmp_path / "humantex" / "Sheet" / "inputs" / "mesh.npz").is_file()
+    bpy.ops.wm.open_mainfile(filepath=str(blend))
+    check_material(extension, bpy.data.objects["Sheet"], 256)
+
+
 def test_batch_bad_manifest_is_one_line(tmp_path):
     (tmp_path / "jobs.json").write_text("{not json")
     proc = subprocess.run(

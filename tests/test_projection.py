@@ -347,3 +347,30 @@ def test_cli_generate_needs_one_input_kind(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "blender_humantex", "generate", "--photo", "p.png",
                            "--out", tmp_path / "o"], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "--iuv" in proc.stderr and not (tmp_path / "o").exists()
+
+
+def test_cli_project_on_the_example(tmp_path, repo):
+    """The README's command on examples/projection (a Blender render of two spheres): the Blender and
+    the OpenCV form of its camera give the same texture, and the small sphere hides part of the big one."""
+    from blender_humantex.core.imageio import read_gray, read_rgb
+
+    folder = repo / "examples" / "projection"
+    outputs = {}
+    for name in ("camera.json", "camera_opencv.json"):
+        out = tmp_path / name
+        proc = subprocess.run(
+            [sys.executable, "-m", "blender_humantex", "project", "--mesh", folder / "mesh.obj", "--camera",
+             folder / name, "--photo", folder / "photo.png", "--size", "256", "--quiet", "--out", out],
+            capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        outputs[name] = (read_rgb(out / "partial.png"), read_gray(out / "visibility.png"))
+        meta = json.loads((out / "meta.json").read_text())
+        assert meta["mask"] == "photo alpha" and meta["uv_layout"] == "mesh" and 0.1 < meta["coverage"] < 0.5
+    (a, va), (b, vb) = outputs.values()
+    assert (va == vb).mean() > 0.999 and np.abs(a - b)[(va > 0) & (vb > 0)].max() <= 2 / 255
+    # the big sphere (left half of the UV square) has a hole where the small one stands in front
+    front_of_big = va[:, :128]
+    rows = np.nonzero(front_of_big.any(axis=1))[0]
+    middle = front_of_big[rows[len(rows) // 2]]
+    seen_cols = np.nonzero(middle)[0]
+    assert (middle[seen_cols.min():seen_cols.max()] == 0).any()

@@ -19,7 +19,6 @@ import json
 import math
 from pathlib import Path
 
-import bmesh
 import bpy  # the real Blender module (BLENDER_USER_RESOURCES is set by conftest)
 import numpy as np
 import pytest
@@ -52,6 +51,8 @@ def known_texture(size: int) -> np.ndarray:
 
 def add_sphere(bm, radius, centre, u_offset):
     """A UV sphere into bm, its UVs squeezed into half the square (u_offset 0 or 0.5)."""
+    import bmesh  # only importable once bpy is
+
     mesh = bpy.data.meshes.new("part")
     part = bmesh.new()
     uv = part.loops.layers.uv.new("UVMap")  # calc_uvs fills the existing layer
@@ -67,6 +68,8 @@ def add_sphere(bm, radius, centre, u_offset):
 
 
 def build_scene(texture_path):
+    import bmesh
+
     bpy.ops.wm.read_homefile(use_empty=True)
     scene = bpy.context.scene
     bm = bmesh.new()

@@ -276,8 +276,12 @@ class HUMANTEX_OT_generate(bpy.types.Operator):
     def _done(self, context, scene, task, material):
         remember_worker_python(task.settings.python)
         message = f"{material.name}: {task.request.size} px texture from {os.path.basename(task.request.photo)}"
-        if ((task.result or {}).get("meta") or {}).get("uv_layout") == "mesh":
+        meta = (task.result or {}).get("meta") or {}
+        if meta.get("uv_layout") == "mesh":
             message += " (UV map not SMPL's: filled classically, no networks)"
+        fit = (meta.get("projection") or {}).get("photo_fit") or {}
+        if fit and not fit.get("same_aspect"):
+            message += "; photo aspect differs from the render's: fitted as the camera's sensor fit does"
         message += f"; {task.where_outputs_went()}"
         _set_status(context, scene.humantex, stage="done", fraction=1.0, message=message)
         self.report({"INFO"}, message)

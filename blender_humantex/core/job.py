@@ -8,8 +8,15 @@ One entry point per input kind, all writing the same files:
 
 `generate(pipeline, **fields)` picks the entry point from a generate request's fields (the worker's).
 
-Progress stages, in order: load, unwrap, sample, refine, write. `progress` may raise CancelledError to
-stop; nothing is written before the write stage. The report is plain data:
+Progress stages, in order (the classical fill, for a UV map that is not SMPL's, replaces sample/refine):
+
+    load       unwrap                          sample             refine                    write
+    weights -> photo + IUV          (unwrap)  -> SamplerNet:    -> RefinerNet:           -> final.png ...
+               photo + mesh + camera (project)   T_sample          T_refine, M              sheet.png
+               partial + visibility  (read)                        T_final = T_sample*M     meta.json
+               -> partial, visibility                                      + T_refine*(1-M)
+
+`progress` may raise CancelledError to stop; nothing is written before the write stage. The report is plain data:
 {"outputs": {name: absolute path}, "timings": {stage: s}, "meta": meta.json's content}.
 """
 

@@ -48,7 +48,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import InputError
-from .unwrap import PartialTexture
+from .unwrap import PartialTexture, as_photo
 from .uv_layout import LAYOUT_ID, check_size
 
 DEFAULT_ERODE_PX = 2
@@ -473,12 +473,6 @@ class ProjectedTexture(PartialTexture):
     chart_mask: np.ndarray | None = None
 
 
-def _as_photo(photo) -> np.ndarray:
-    from .unwrap import _as_photo as as_photo
-
-    return as_photo(photo)
-
-
 def _as_mask(mask, shape) -> np.ndarray | None:
     if mask is None:
         return None
@@ -516,7 +510,7 @@ def project(mesh: MeshData, camera: Camera, photo, mask=None, size: int = 1024, 
     if not 0 < float(max_angle_deg) <= 90:
         raise InputError(f"the grazing-angle limit must be in (0, 90] degrees, got {max_angle_deg}", kind="bad_argument")
     mesh = mesh.check()
-    photo = _as_photo(photo)
+    photo = as_photo(photo)
     height, width = photo.shape[:2]
     if (camera.width, camera.height) != (width, height):
         raise InputError(f"the camera is for {camera.width}×{camera.height} images but the photo is {width}×{height}",
@@ -559,8 +553,9 @@ def project(mesh: MeshData, camera: Camera, photo, mask=None, size: int = 1024, 
     backface_share = float((~facing_tri[front_ids]).mean())
     if backface_share > INSIDE_BACKFACE_FRACTION:
         raise InputError(
-            f"the camera is inside the mesh (or behind a surface it sees from the back: {backface_share:.0%} of what"
-            " it sees are back faces); move the camera out", kind="camera_inside")
+            f"the camera is inside the mesh: {backface_share:.0%} of what it sees are the backs of triangles; move the"
+            " camera out (or, if it is outside, the mesh's normals point inwards: recalculate them outside)",
+            kind="camera_inside")
     report("project", 0.4)
 
     # ---- texel space: each texel's triangle, barycentrics and surface point. Only triangles that

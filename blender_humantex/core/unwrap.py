@@ -110,7 +110,8 @@ def iuv_channels(raw: np.ndarray, order: str = "auto") -> tuple[np.ndarray, str]
     return np.ascontiguousarray(iuv), order
 
 
-def _as_photo(photo: np.ndarray) -> np.ndarray:
+def as_photo(photo: np.ndarray) -> np.ndarray:
+    """A photo array as float32 H×W×3 in [0, 1] (grey repeated, uint8 scaled, alpha over black), or InputError."""
     photo = np.asarray(photo)
     if photo.ndim == 2:
         photo = np.repeat(photo[..., None], 3, axis=2)
@@ -373,7 +374,7 @@ def unwrap(photo: np.ndarray, iuv: np.ndarray, inds: np.ndarray | None = None, p
     size = _check_size(size)
     if on_size_mismatch not in ("error", "resize"):
         raise InputError(f"on_size_mismatch must be 'error' or 'resize', got {on_size_mismatch!r}", kind="bad_argument")
-    photo = _as_photo(photo)
+    photo = as_photo(photo)
     iuv = np.asarray(iuv)
     if iuv.ndim == 3 and photo.shape[:2] != iuv.shape[:2]:
         if on_size_mismatch == "error":

@@ -38,7 +38,7 @@ def build_parser(argv) -> argparse.ArgumentParser:
         if name == wanted:
             module = importlib.import_module(f"{__name__}.{module_name}")
             module.add_arguments(name, p)
-            p.set_defaults(_module=module)
+            p.set_defaults(handler=module.run)
     return parser
 
 
@@ -52,7 +52,7 @@ def main(argv=None) -> int:
         if not getattr(args, "command", None):
             parser.print_help()
             return 2
-        return int(args._module.run(args.command, args) or 0)
+        return int(args.handler(args.command, args) or 0)
     except HumantexError as e:
         if os.environ.get("HUMANTEX_DEBUG"):
             raise
