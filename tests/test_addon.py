@@ -338,7 +338,8 @@ def test_modal_tick_path_and_packing_when_unsaved(extension, prefs, pr99, pose_w
     assert len(set(stages)) >= 3, stages
     assert all(b >= a for a, b in zip(fractions, fractions[1:], strict=False)), fractions
     assert task.fraction == 1.0 and fractions[-1] > 0.5
-    assert any(t.startswith("Refining ") or t.startswith("Sampling ") for t in texts), texts
+    labels = tuple(extension.addon.operators.STAGE_LABELS.values())
+    assert all(t.startswith(labels) and t.endswith("%") for t in texts), texts  # stage as text, one percentage
     task.apply()
     nodes = check_material(extension, obj, int(SIZE))
     assert all(nodes[role].image.packed_file is not None for role in (*COLOR_ROLES, *DATA_ROLES))
