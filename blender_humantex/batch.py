@@ -1,7 +1,9 @@
-"""Headless batch entry point (bpy needed; see blender_humantex.addon.batch for the manifest).
+"""Headless batch entry point for a checkout with the bpy module (see blender_humantex.addon.batch).
 
-    blender -b scene.blend --python-expr "import blender_humantex.batch as b; b.main()" -- --manifest jobs.json
     python -m blender_humantex.batch --blend scene.blend --manifest jobs.json
+
+In a stock Blender with the extension installed, use the command the add-on registers:
+    blender -b -c humantex_batch --blend scene.blend --manifest jobs.json
 """
 
 import sys

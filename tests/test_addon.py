@@ -214,7 +214,40 @@ def test_check_worker_shows_exact_error(prefs, tmp_path):
     try:
         with pytest.raises(RuntimeError, match="no-such-python"):
             bpy.ops.humantex.check_worker()
-        assert not prefs.check_ok and "bad_interpreter" in prefs.check_result
+        assert not prefs.check_ok and "bad_interpreter" in prefs.check_detail
+        # For the artist: what is wrong and what to do, pointing at the setup command.
+        assert "cannot run the worker" in prefs.check_result and "command below" in prefs.check_result
+    finally:
+        prefs.worker_python = saved
+
+
+def test_worker_setup_for_artists(extension, prefs, tmp_path, monkeypatch):
+    """Issue 12 item 4: an empty Worker Python is filled from $HUMANTEX_WORKER_PYTHON or the last
+    worker that answered; the setup command names the installed extension's own requirements."""
+    p = extension.addon.preferences
+    saved = prefs.worker_python
+    link = tmp_path / "env" / "bin" / "python"  # a stand-in interpreter at another path
+    link.parent.mkdir(parents=True)
+    link.write_text(f'#!/bin/sh\nexec "{WORKER_PYTHON}" "$@"\n')
+    link.chmod(0o755)
+    try:
+        prefs.worker_python = ""
+        monkeypatch.setenv("HUMANTEX_WORKER_PYTHON", str(link))
+        assert p.detect_worker_python() == (str(link), "$HUMANTEX_WORKER_PYTHON")
+        assert p.worker_settings(bpy.context).python == str(link)
+        assert bpy.ops.humantex.check_worker() == {"FINISHED"} and prefs.check_ok  # and it is remembered
+        monkeypatch.delenv("HUMANTEX_WORKER_PYTHON")
+        assert p.detect_worker_python() == (str(link), "used before")
+
+        command = p.worker_setup_command(platform="linux")
+        installed = Path(extension.__file__).parent
+        requirements = installed / "worker" / "requirements.txt"
+        assert f'-m pip install -r "{requirements}"' in command and command.startswith("python3 -m venv ")
+        assert "[worker]" not in command  # no repository or package name to find: the installed file
+        assert requirements.read_text() == (REPO / "blender_humantex" / "worker" / "requirements.txt").read_text()
+        assert bpy.ops.humantex.copy_setup_command() == {"FINISHED"}
+        message = p.artist_message("dependency", "no module named torch", "/usr/bin/python3")
+        assert "/usr/bin/python3" in message and "command below" in message and "pip install" not in message
     finally:
         prefs.worker_python = saved
 
@@ -227,6 +260,9 @@ def test_generate_exec_end_to_end(extension, prefs, pr99, pose_with_style, tmp_p
     assert bpy.ops.humantex.generate("EXEC_DEFAULT") == {"FINISHED"}
     props = bpy.context.scene.humantex
     assert props.stage == "done" and props.error == ""
+    # Issue 12 item 7: the message says where the PNGs went.
+    assert props.message.endswith("; PNGs in //humantex/Body"), props.message
+    assert extension.addon.operators.output_note(bpy.context, "Body") == "Textures go to //humantex/Body"
     nodes = check_material(extension, obj, int(SIZE))
     out_dir = tmp_path / "humantex" / "Body"
     for role in (*COLOR_ROLES, *DATA_ROLES):
@@ -288,17 +324,28 @@ def test_modal_tick_path_and_packing_when_unsaved(extension, prefs, pr99, pose_w
     task = ops.GenerationTask.from_context(bpy.context)
     task.start()
     deadline = time.monotonic() + 300
-    stages = []
+    stages, fractions, texts = [], [], []
     while (state := task.tick()) == "running":
         assert time.monotonic() < deadline, "job did not finish"
         if not stages or stages[-1] != task.stage:
             stages.append(task.stage)
+        fractions.append(task.fraction)
+        texts.append(task.progress_text)
         time.sleep(0.05)
     assert state == "done", task.error_message
     assert set(stages) <= {"start", "", "load", "unwrap", "sample", "refine", "write"}
+    # Issue 12 item 2: one bar for the whole job that never goes back, the stage as its text.
+    assert len(set(stages)) >= 3, stages
+    assert all(b >= a for a, b in zip(fractions, fractions[1:], strict=False)), fractions
+    assert task.fraction == 1.0 and fractions[-1] > 0.5
+    labels = tuple(extension.addon.operators.STAGE_LABELS.values())
+    assert all(t.startswith(labels) and t.endswith("%") for t in texts), texts  # stage as text, one percentage
     task.apply()
     nodes = check_material(extension, obj, int(SIZE))
     assert all(nodes[role].image.packed_file is not None for role in (*COLOR_ROLES, *DATA_ROLES))
+    # Issue 12 item 7: an unsaved .blend says where the textures went, before and after.
+    assert ops.output_note(bpy.context, obj.name).startswith("Unsaved file: the textures will be packed")
+    assert "packed into the .blend (unsaved file" in task.where_outputs_went()
 
     # Regenerating into packed images replaces their packed pixels in place.
     packed_final = nodes["final"].image
@@ -308,6 +355,62 @@ def test_modal_tick_path_and_packing_when_unsaved(extension, prefs, pr99, pose_w
     nodes = check_material(extension, obj, int(SIZE))
     assert nodes["final"].image == packed_final and packed_final.packed_file is not None
     assert np.abs(image_pixels(packed_final) - before).mean() > 0.01
+
+
+def test_cancel_button_says_cancelling_at_once(extension, prefs, pr99):
+    """Issue 12 item 5: the Cancel button shows "Cancelling…" before the worker has stopped."""
+    new_scene_with_mesh("CancelledByButton")
+    set_inputs(pr99, size="2048")
+    ops = extension.addon.operators
+    task = ops.GenerationTask.from_context(bpy.context)
+    task.start()
+    scene = bpy.context.scene
+    ops._running[scene.name_full] = task  # as the modal operator registers it
+    try:
+        assert bpy.ops.humantex.cancel() == {"FINISHED"}
+        props = scene.humantex
+        # At once, not when the worker answers (1-4 s later at 2048 px on a busy CPU):
+        assert props.message == "Cancelling…" and task.progress_text == "Cancelling…"
+        assert not bpy.ops.humantex.cancel.poll()  # and the button is not pressed twice
+        deadline = time.monotonic() + 120
+        while (state := task.tick()) == "running":
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert state == "cancelled"
+    finally:
+        ops._running.pop(scene.name_full, None)
+
+
+def test_messages_wrap_with_file_names(extension):
+    """Issue 12 item 3: long messages become several short lines with file names, not paths."""
+    text = extension.addon.text
+    chars = text.chars_for_width(400, 1.0)  # a sidebar a little wider than the default
+    message = (
+        "not a DensePose IUV image: no channel holds part indices 0..24 (max R=255, B=249): "
+        "/home/artist/projects/shot_010/plates/frame_0001_densepose_iuv.png"
+    )
+    lines = text.wrap(message, chars)
+    assert len(lines) > 1 and all(len(line) <= chars for line in lines)
+    joined = " ".join(lines)
+    assert "frame_0001_densepose_iuv.png" in joined and "/home/artist" not in joined
+    assert "(max R=255, B=249)" in joined  # nothing cut out of the middle
+    assert text.chars_for_width(291, 1.0) <= 28  # what fits at the default width (seen in Blender 4.3)
+    assert text.wrap("HumanTex_Sphere: 1024 px texture from im.jpg; PNGs in //humantex/Sphere", 200) == [
+        "HumanTex_Sphere: 1024 px texture from im.jpg; PNGs in //humantex/Sphere"
+    ]
+    assert text.wrap(message, chars, shorten=False)[-1].endswith("iuv.png")
+    assert "/home/artist" in " ".join(text.wrap(message, chars, shorten=False))
+    # The full text is the tooltip of the button drawn beside it.
+    op = bpy.types.HUMANTEX_OT_message
+    assert message in op.description(bpy.context, type("P", (), {"message": message})())
+
+
+def test_ui_names_hidden_meanings(extension):
+    """Issue 12 item 6: the default IUV order says it detects, person 0 says it is the largest."""
+    props = bpy.types.Scene.bl_rna.properties["humantex"].fixed_type.bl_rna.properties
+    default = props["iuv_order"].enum_items["DEFAULT"]
+    assert default.name == "Auto-detect" and "part index" in default.description
+    assert "largest person" in props["person"].description
 
 
 def test_cancel_mid_job(extension, prefs, pr99):
@@ -475,19 +578,25 @@ def test_camera_projection_bad_scene_is_one_line(extension, prefs, pr99, setup, 
 
 
 BLENDER_B_SCRIPT = """
+import importlib
+import os
 import sys
 import bpy
+import addon_utils
 zip_path, blend, *args = sys.argv[1:]
 bpy.ops.extensions.package_install_files(filepath=zip_path, repo="user_default", enable_on_install=True)
-bpy.ops.wm.open_mainfile(filepath=blend)
-sys.argv = ["blender", "-b", blend, "--python-expr", "...", "--", *args]  # what Blender's argv looks like
-import blender_humantex.batch as b
-print("batch module:", b.__file__)
-code = b.main()
+# What Preferences shows on the add-on's entry: Blender's own policy check, run afresh.
+addon_utils._is_first_reset()
+print("warnings:", addon_utils._extensions_warnings_get().get("bl_ext.user_default.blender_humantex", []))
+print("short name imported:", "blender_humantex" in sys.modules)
+ext = importlib.import_module("bl_ext.user_default.blender_humantex")
+# `blender -b -c humantex_batch ARGS` calls the function the add-on registered with
+# bpy.utils.register_cli_command; the bpy module has no command line, so call it the same way.
+code = ext.addon.run_batch_command(args)
+print("batch module:", sys.modules["bl_ext.user_default.blender_humantex.addon.batch"].__file__)
 sys.stdout.flush()
 # The bpy 4.2 module can crash in interpreter shutdown once Python classes were registered (the
 # Blender binary exits through its own path); the batch has saved everything by now.
-import os
 os._exit(code)
 """
 
@@ -518,22 +627,63 @@ def test_headless_batch_resumable(extension, extension_zip, prefs, pr99, random_
     status = json.loads((tmp_path / "jobs.status.json").read_text())
     assert sorted(job["status"] for job in status["jobs"].values()) == ["done", "error", "error"]
 
-    # The rerun goes the way `blender -b batch.blend --python-expr "import blender_humantex.batch as b;
-    # b.main()" -- --manifest ...` goes in a stock Blender: a fresh Blender whose only copy of the
-    # code is the installed extension (reached through the short name it registers).
+    # The rerun goes the way `blender -b -c humantex_batch --blend batch.blend --manifest ...` goes in a
+    # stock Blender: a fresh Blender whose only copy of the code is the installed extension, which
+    # registers no second module name (Preferences would show a policy violation).
     fresh_env = {**os.environ, "BLENDER_USER_RESOURCES": str(tmp_path / "fresh-blender-user")}
     fresh_env.pop("PYTHONPATH", None)
     second = subprocess.run(
-        [sys.executable, "-c", BLENDER_B_SCRIPT, str(extension_zip), str(blend), *command[command.index("--manifest"):]],
+        [sys.executable, "-c", BLENDER_B_SCRIPT, str(extension_zip), str(blend), "--blend", str(blend),
+         *command[command.index("--manifest"):]],
         capture_output=True, text=True, timeout=600, cwd=tmp_path, env=fresh_env,
     )  # fmt: skip
     assert second.returncode == 1, second.stdout + second.stderr
+    assert "warnings: []" in second.stdout and "short name imported: False" in second.stdout, second.stdout
     assert "batch module: " + str(tmp_path / "fresh-blender-user") in second.stdout
     assert "0 done, 1 skipped, 2 failed" in second.stdout, second.stdout + second.stderr
 
     bpy.ops.wm.open_mainfile(filepath=str(blend))
     check_material(extension, bpy.data.objects["Alice"], 512)
     assert bpy.data.materials.get("HumanTex_Bob") is None
+
+
+def test_batch_status_is_per_blend_and_inputs(extension, prefs, pr99, random_weights, tmp_path):
+    """Issue 12 item 10: the same manifest on another .blend runs again (it was skipped, leaving that
+    .blend without a texture); the same .blend skips; a changed input file runs again."""
+    batch = importlib.import_module(f"{EXT}.addon.batch")
+    photo = tmp_path / "photo.jpg"
+    photo.write_bytes(pr99["photo"].read_bytes())
+    manifest = tmp_path / "jobs.json"
+    manifest.write_text(json.dumps([{"object": "Body", "photo": "photo.jpg", "iuv": str(pr99["iuv"]), "size": 256}]))
+    overrides = {"python": WORKER_PYTHON, "device": "cpu", "weights_dir": str(random_weights), "log": lambda line: None}
+    for name in ("a", "b"):
+        new_scene_with_mesh("Body")
+        bpy.ops.wm.save_as_mainfile(filepath=str(tmp_path / f"{name}.blend"))
+        summary = batch.run_batch(str(manifest), **overrides)
+        assert (summary["done"], summary["skipped"]) == (1, 0), (name, summary)
+        bpy.ops.wm.open_mainfile(filepath=str(tmp_path / f"{name}.blend"))
+        assert bpy.data.materials.get("HumanTex_Body") is not None, name
+    assert batch.status_path(str(manifest)) == str(tmp_path / "jobs.status.json")
+    status = json.loads((tmp_path / "jobs.status.json").read_text())
+    assert sorted(Path(job["blend"]).name for job in status["jobs"].values()) == ["a.blend", "b.blend"]
+    assert batch.run_batch(str(manifest), **overrides)["skipped"] == 1  # b.blend again
+    photo.write_bytes(pr99["photo"].read_bytes() + b"\0")  # same name, new content
+    assert batch.run_batch(str(manifest), **overrides)["done"] == 1
+
+
+def test_batch_unsavable_save_as_is_one_line(tmp_path):
+    """Issue 12 item 12: --save-as where Blender cannot write is exit 2 with one line, no RuntimeError."""
+    (tmp_path / "jobs.json").write_text("[]")
+    for target in ("/proc/x.blend", str(tmp_path / "no-such-folder" / "x.blend"), str(tmp_path)):
+        proc = subprocess.run(
+            [sys.executable, "-m", "blender_humantex.batch", "--manifest", str(tmp_path / "jobs.json"),
+             "--python", sys.executable, "--save-as", target],
+            capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(REPO)},
+        )  # fmt: skip
+        assert proc.returncode == 2, (target, proc.stdout, proc.stderr)
+        errors = [line for line in proc.stderr.splitlines() if line.startswith("humantex-batch: error:")]
+        assert len(errors) == 1 and "Traceback" not in proc.stderr and "RuntimeError" not in proc.stderr, proc.stderr
+        assert target in errors[0] or "--save-as" in errors[0]
 
 
 def test_headless_batch_camera_job(extension, prefs, pr99, smpl_corner_uvs, random_weights, tmp_path):

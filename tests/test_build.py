@@ -61,6 +61,17 @@ def test_manifest_contract(manifest):
     assert manifest["version"] == blender_humantex.__version__
     assert isinstance(manifest["permissions"]["files"], str) and manifest["permissions"]["files"].strip()
     assert "network" not in manifest["permissions"]  # it runs with no network: nothing is downloaded
+    # Issue 12 item 8: the website pointed to a repository that does not exist. There is no public
+    # page for this project, so the manifest names none (the field is optional).
+    assert "website" not in manifest
+
+
+def test_worker_requirements_match_pyproject():
+    """The worker packages are listed for pip twice: pyproject's `worker` extra (a checkout) and
+    worker/requirements.txt (shipped in the extension, for the add-on's setup command)."""
+    extra = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]["optional-dependencies"]["worker"]
+    lines = (REPO / "blender_humantex" / "worker" / "requirements.txt").read_text(encoding="utf-8").splitlines()
+    assert [line for line in lines if line.strip() and not line.startswith("#")] == extra
 
 
 def test_wheels_listed_exactly(manifest):
@@ -84,7 +95,7 @@ def test_zip_layout(built):
     out, _ = built
     names = zipfile.ZipFile(next(out.glob("*.zip"))).namelist()
     for required in ("blender_manifest.toml", "__init__.py", "addon/__init__.py", "addon/materials.py",
-                     "worker/client.py", "worker/protocol.py", "batch.py", "core/errors.py"):  # fmt: skip
+                     "worker/client.py", "worker/protocol.py", "worker/requirements.txt", "batch.py", "core/errors.py"):  # fmt: skip
         assert required in names, required
     assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
     assert not [n for n in names if n.startswith("tests/") or n.startswith(".venv")]

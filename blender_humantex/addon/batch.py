@@ -1,6 +1,6 @@
 """Headless batch: a manifest of jobs, run one after another through the worker, the .blend saved.
 
-    blender -b scene.blend --python-expr "import blender_humantex.batch as b; b.main()" -- --manifest jobs.json
+    blender -b -c humantex_batch --blend scene.blend --manifest jobs.json   (installed extension)
     python -m blender_humantex.batch --blend scene.blend --manifest jobs.json      (the bpy module)
 
 Manifest (paths relative to the manifest's folder):
@@ -9,8 +9,9 @@ Manifest (paths relative to the manifest's folder):
               {"object": "Body", "source": "camera", "photo": "im.jpg", "mask": "mask.png", "size": 1024}]}
 A "camera" job projects the photo through the scene's camera onto the object's posed mesh.
 A bare list of jobs is accepted too. Resumable: `<manifest>.status.json` beside the manifest
-records each job's outcome under a hash of the job, so a rerun skips finished jobs (an edited
-job counts as new). The .blend is saved after every successful job, before that job is marked
+(jobs.json -> jobs.status.json) records each job's outcome under a key made of the job, the .blend
+it was applied to, and its input files' size and modification time, so a rerun on the same .blend
+skips finished jobs, while another .blend, an edited job or a changed input file runs again. The .blend is saved after every successful job, before that job is marked
 done, so a crash never leaves a "done" job whose material was not saved.
 """
 
@@ -26,7 +27,7 @@ import time
 
 import bpy
 
-from ..worker.protocol import GENERATE_FIELDS, GenerateRequest, ProtocolError
+from ..worker.protocol import GENERATE_FIELDS, PATH_FIELDS, GenerateRequest, ProtocolError
 from .operators import GenerationTask, build_request
 from .preferences import DEVICE_ITEMS, worker_settings
 
@@ -66,8 +67,19 @@ def load_manifest(path: str) -> list[dict]:
     return jobs
 
 
-def job_key(job: dict) -> str:
-    return hashlib.sha1(json.dumps(job, sort_keys=True).encode("utf-8")).hexdigest()[:16]
+def job_key(job: dict, blend: str, base_dir: str) -> str:
+    """The status key: the job as written, the .blend it goes into, and what its inputs are now."""
+    inputs = {}
+    for key in PATH_FIELDS:
+        if isinstance(job.get(key), str) and job[key]:
+            path = os.path.normpath(os.path.join(base_dir, job[key]))
+            try:
+                stat = os.stat(path)
+                inputs[key] = [path, stat.st_size, stat.st_mtime_ns]
+            except OSError:
+                inputs[key] = [path, None, None]
+    identity = {"job": job, "blend": os.path.normcase(os.path.abspath(blend)), "inputs": inputs}
+    return hashlib.sha1(json.dumps(identity, sort_keys=True, default=str).encode("utf-8")).hexdigest()[:16]
 
 
 def status_path(manifest: str) -> str:
@@ -120,11 +132,27 @@ def job_request(job: dict, base_dir: str) -> GenerateRequest:
     return dataclasses.replace(request.with_absolute_paths(base_dir), out_dir=None)
 
 
+def _check_save_as(save_as: str) -> None:
+    """A --save-as Blender cannot write is a one-line error before any job runs."""
+    folder = os.path.dirname(save_as) or "."
+    if os.path.isdir(save_as):
+        raise _input_error(f"--save-as {save_as} is a folder: give a .blend file path", "bad_output")
+    if not os.path.isdir(folder):
+        raise _input_error(f"--save-as: folder {folder} does not exist", "bad_output")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise _input_error(f"--save-as: cannot write in folder {folder}", "bad_output")
+
+
 def _save_blend(save_as: str | None) -> None:
-    if save_as:
-        bpy.ops.wm.save_as_mainfile(filepath=save_as)
-    else:
-        bpy.ops.wm.save_mainfile()
+    try:
+        if save_as:
+            bpy.ops.wm.save_as_mainfile(filepath=save_as)
+        else:
+            bpy.ops.wm.save_mainfile()
+    except RuntimeError as e:  # Blender's report, e.g. a folder it may not write in
+        target = save_as or bpy.data.filepath
+        reason = " ".join(str(e).replace("Error:", " ").split())
+        raise _input_error(f"cannot save {target}: {reason}", "bad_output") from None
 
 
 def run_batch(manifest: str, *, save_as: str | None = None, rerun: bool = False, log=print, **overrides) -> dict:
@@ -134,6 +162,7 @@ def run_batch(manifest: str, *, save_as: str | None = None, rerun: bool = False,
     settings = worker_settings(bpy.context, **overrides)
     if save_as:
         save_as = os.path.abspath(save_as)
+        _check_save_as(save_as)
         _save_blend(save_as)  # first, so that // output folders resolve next to it
     elif not bpy.data.filepath:
         raise _input_error("the batch saves the .blend: open a saved one (--blend) or pass --save-as", "unsaved_blend")
@@ -141,8 +170,9 @@ def run_batch(manifest: str, *, save_as: str | None = None, rerun: bool = False,
     status = {"jobs": {}} if rerun else _read_status(status_file)
     summary = {"done": 0, "skipped": 0, "failed": 0, "jobs": []}
 
+    blend = bpy.data.filepath
     for number, job in enumerate(jobs, 1):
-        key = job_key(job)
+        key = job_key(job, blend, os.path.dirname(manifest))
         label = f"[humantex-batch] {number}/{len(jobs)} {job.get('object', '?')}"
         previous = status["jobs"].get(key, {})
         if previous.get("status") == "done" and os.path.isfile(previous.get("final", "")):
@@ -151,7 +181,7 @@ def run_batch(manifest: str, *, save_as: str | None = None, rerun: bool = False,
             log(f"{label}: already done, skipped")
             continue
         started = time.perf_counter()
-        record = {"object": job.get("object"), "index": number - 1}
+        record = {"object": job.get("object"), "index": number - 1, "blend": blend}
         try:
             wanted = job_request(job, os.path.dirname(manifest))
             obj = bpy.data.objects.get(job["object"])
@@ -205,7 +235,10 @@ def _script_argv() -> list[str]:
 
 
 def main(argv=None) -> int:
-    """0: every job done or skipped; 1: some job failed; 2: the batch could not start."""
+    """0: every job done or skipped; 1: some job failed; 2: the batch could not start.
+
+    argv None: the script's arguments (after "--" in the Blender binary); a list: these (the
+    `-c humantex_batch` command passes its own, and Blender exits with the returned code)."""
     args = build_parser().parse_args(_script_argv() if argv is None else argv)
     try:
         if args.blend:
@@ -227,7 +260,7 @@ def main(argv=None) -> int:
         code = 2
     else:
         code = 1 if summary["failed"] else 0
-    if bpy.app.binary_path and code:
-        # In the Blender binary a return value is ignored; make `blender -b` exit non-zero.
+    if argv is None and bpy.app.binary_path and code:
+        # Under --python-expr a return value is ignored; make `blender -b` exit non-zero.
         sys.exit(code)
     return code

@@ -17,10 +17,26 @@ import bpy
 
 from ..worker.protocol import GenerateRequest
 from . import materials, projection
-from .preferences import get_client, worker_settings
+from .preferences import (
+    DEFAULT_OUTPUT_DIR,
+    get_client,
+    get_preferences,
+    remember_worker_python,
+    worker_settings,
+)
 
 SMPL_VERTEX_COUNT = 6890
 TIMER_INTERVAL_S = 0.1
+# What each stage of a job is called in the progress bar (worker stages, plus the add-on's own).
+STAGE_LABELS = {
+    "start": "Starting worker",
+    "load": "Loading networks",
+    "unwrap": "Unwrapping photo",
+    "sample": "Sampling",
+    "refine": "Refining",
+    "write": "Writing PNGs",
+    "cancelling": "Cancelling…",
+}
 
 # scene name -> the GenerationTask running for it (at most one per scene).
 _running: dict = {}
@@ -71,6 +87,16 @@ def topology_warning(obj, source: str = "PHOTO") -> str | None:
             return f"{count} vertices, not SMPL's: unless its UV map is SMPL's, filled classically (no networks)"
         return f"{count} vertices, not SMPL's {SMPL_VERTEX_COUNT}: the texture uses the SMPL UV layout"
     return None
+
+
+def output_note(context, object_name: str) -> str:
+    """Where Generate will put this object's textures, said before it runs."""
+    prefs = get_preferences(context)
+    base = prefs.output_dir if prefs is not None and prefs.output_dir else DEFAULT_OUTPUT_DIR
+    if base.startswith("//") and not bpy.data.filepath:
+        return "Unsaved file: the textures will be packed into the .blend"
+    folder, _ = resolve_output_dir(base, object_name)
+    return f"Textures go to {bpy.path.relpath(folder) if bpy.data.filepath else folder}"
 
 
 def resolve_output_dir(base: str, object_name: str) -> tuple[str, bool]:
@@ -130,7 +156,8 @@ class GenerationTask:
         self.job = None
         self.result = None
         self.stage = "start"
-        self.fraction = 0.0
+        self.fraction = 0.0  # of the whole job: one bar that only grows (protocol.overall_fraction)
+        self.cancelling = False
         self.tick_seconds: list[float] = []  # duration of every tick, for the stall benchmark
 
     @classmethod
@@ -150,19 +177,33 @@ class GenerationTask:
     def start(self) -> None:
         self.job = get_client(self.settings).submit(self.request)
 
+    def _progress(self, stage: str, fraction: float) -> None:
+        from ..worker.protocol import overall_fraction
+
+        self.stage = stage or self.stage
+        self.fraction = max(self.fraction, overall_fraction(stage, fraction))
+
+    @property
+    def progress_text(self) -> str:
+        if self.cancelling:
+            return STAGE_LABELS["cancelling"]
+        return f"{STAGE_LABELS.get(self.stage, self.stage)} {int(100 * self.fraction)}%"
+
     def tick(self) -> str:
         """Drain the worker's events without waiting; returns the job state."""
         started = time.perf_counter()
-        self.job.poll()
-        self.stage = self.job.stage or self.stage
-        self.fraction = float(self.job.fraction or 0.0)
+        for event in self.job.poll():
+            if event.get("type") == "progress":
+                self._progress(event.get("stage", ""), event.get("fraction", 0.0))
         if self.job.state == "done":
             self.result = self.job.result
+            self.fraction = 1.0
         self.tick_seconds.append(time.perf_counter() - started)
         return self.job.state
 
     def cancel(self) -> None:
         if self.job is not None and self.job.state == "running":
+            self.cancelling = True
             self.job.cancel()
 
     @property
@@ -175,12 +216,21 @@ class GenerationTask:
     # -- blocking (EXEC, batch) --
     def run_blocking(self, progress=None) -> dict:
         def on_progress(stage, fraction):
-            self.stage, self.fraction = stage, fraction
+            self._progress(stage, fraction)
             if progress is not None:
-                progress(stage, fraction)
+                progress(self.stage, self.fraction)
 
         self.result = get_client(self.settings).run(self.request, progress=on_progress)
+        self.fraction = 1.0
         return self.result
+
+    def where_outputs_went(self) -> str:
+        """For the panel and the Info log: the folder of the PNGs, or that they were packed."""
+        folder = os.path.dirname(self.result["outputs"]["final"]) if self.result else self.request.out_dir
+        if self.pack and not bpy.data.filepath:
+            return f"packed into the .blend (unsaved file; the PNGs are in the temporary folder {folder})"
+        shown = bpy.path.relpath(folder) if bpy.data.filepath else folder
+        return f"packed into the .blend (PNGs in {shown})" if self.pack else f"PNGs in {shown}"
 
     # -- both --
     def apply(self):
@@ -224,13 +274,15 @@ class HUMANTEX_OT_generate(bpy.types.Operator):
         return {"CANCELLED"}
 
     def _done(self, context, scene, task, material):
-        message = f"{material.name}: {task.request.size}px texture from {os.path.basename(task.request.photo)}"
+        remember_worker_python(task.settings.python)
+        message = f"{material.name}: {task.request.size} px texture from {os.path.basename(task.request.photo)}"
         meta = (task.result or {}).get("meta") or {}
         if meta.get("uv_layout") == "mesh":
             message += " (UV map not SMPL's: filled classically, no networks)"
         fit = (meta.get("projection") or {}).get("photo_fit") or {}
         if fit and not fit.get("same_aspect"):
             message += "; photo aspect differs from the render's: fitted as the camera's sensor fit does"
+        message += f"; {task.where_outputs_went()}"
         _set_status(context, scene.humantex, stage="done", fraction=1.0, message=message)
         self.report({"INFO"}, message)
         return {"FINISHED"}
@@ -300,9 +352,11 @@ class HUMANTEX_OT_generate(bpy.types.Operator):
         if state == "error":
             self._finish(context)
             return self._fail(context, scene, task.error_message)
-        _set_status(context, scene.humantex, task.stage, task.fraction)
+        _set_status(context, scene.humantex, task.stage, task.fraction, message=STAGE_LABELS["cancelling"] if task.cancelling else "")
         if context.workspace is not None:
-            context.workspace.status_text_set(f"HumanTex: {task.stage} {int(100 * task.fraction)}%  (Esc to cancel)")
+            context.workspace.status_text_set(
+                f"HumanTex: {task.progress_text}" + ("" if task.cancelling else "  (Esc to cancel)")
+            )
         return {"PASS_THROUGH"}
 
 
@@ -349,11 +403,38 @@ class HUMANTEX_OT_cancel(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context):
-        return running_task(context.scene) is not None
+        task = running_task(context.scene)
+        return task is not None and not task.cancelling
 
     def execute(self, context):
-        # The modal operator sees the cancelled job on its next tick and cleans up.
-        running_task(context.scene).cancel()
+        # The worker stops at its next progress report (a second or more on a big texture); say so
+        # now. The modal operator sees the cancelled job on a later tick and cleans up.
+        task = running_task(context.scene)
+        task.cancel()
+        _set_status(context, context.scene.humantex, "cancelling", task.fraction, message=STAGE_LABELS["cancelling"])
+        if context.workspace is not None:
+            context.workspace.status_text_set(f"HumanTex: {task.progress_text}")
+        self.report({"INFO"}, "HumanTex: cancelling…")
+        return {"FINISHED"}
+
+
+class HUMANTEX_OT_message(bpy.types.Operator):
+    """Copy this message to the clipboard"""
+
+    bl_idname = "humantex.message"
+    bl_label = "Copy Message"
+    bl_options = {"INTERNAL"}
+
+    message: bpy.props.StringProperty(options={"SKIP_SAVE", "HIDDEN"})
+
+    @classmethod
+    def description(cls, context, properties):
+        # The tooltip: the message in full (the panel shows it wrapped, with file names only).
+        return f"{properties.message}\n\nClick to copy this message"
+
+    def execute(self, context):
+        context.window_manager.clipboard = self.message
+        self.report({"INFO"}, f"Copied: {self.message}")
         return {"FINISHED"}
 
 

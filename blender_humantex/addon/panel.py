@@ -5,8 +5,9 @@ from __future__ import annotations
 import bpy
 
 from . import materials
-from .operators import running_task, target_problem, topology_warning
+from .operators import output_note, running_task, target_problem, topology_warning
 from .projection import camera_problem
+from .text import draw_message
 
 
 class HUMANTEX_PT_generate(bpy.types.Panel):
@@ -25,16 +26,16 @@ class HUMANTEX_PT_generate(bpy.types.Panel):
         box.label(text=f"Target: {obj.name}" if obj else "Target: none", icon="OUTLINER_OB_MESH")
         problem = target_problem(obj)
         if problem:
-            box.label(text=problem, icon="ERROR")
+            draw_message(box, context, problem, icon="ERROR", alert=True)
         elif warning := topology_warning(obj, props.source):
-            box.label(text=warning, icon="INFO")
+            draw_message(box, context, warning, icon="INFO")
 
         col = layout.column()
         col.prop(props, "source")
         if props.source == "CAMERA":
             cam_problem = camera_problem(context.scene)
             if cam_problem:
-                col.label(text=cam_problem, icon="ERROR")
+                draw_message(col, context, cam_problem, icon="ERROR", alert=True)
                 problem = problem or cam_problem
             else:
                 col.label(text=f"Camera: {context.scene.camera.name}", icon="CAMERA_DATA")
@@ -48,22 +49,30 @@ class HUMANTEX_PT_generate(bpy.types.Panel):
             row = col.row()
             row.enabled = bool(props.inds)
             row.prop(props, "person")
-            col.prop(props, "iuv_order")
+            if props.inds and props.person == 0:
+                col.label(text="Person 0: the largest person", icon="BLANK1")
+            col.label(text="IUV channel order:")
+            col.prop(props, "iuv_order", text="")
         layout.row().prop(props, "size", expand=True)
 
         task = running_task(context.scene)
         if task is not None:
-            layout.progress(factor=task.fraction, type="BAR", text=f"{task.stage} {int(100 * task.fraction)}%")
-            layout.operator("humantex.cancel", icon="CANCEL")
+            # One bar for the whole job that only grows; the stage is its text.
+            layout.progress(factor=task.fraction, type="BAR", text=task.progress_text)
+            row = layout.row()
+            row.enabled = not task.cancelling
+            row.operator("humantex.cancel", icon="CANCEL", text="Cancelling…" if task.cancelling else "Cancel")
         else:
             row = layout.row()
             row.scale_y = 1.4
             row.enabled = problem is None
             row.operator("humantex.generate", icon="TEXTURE")
+            if obj is not None and problem is None:
+                draw_message(layout, context, output_note(context, obj.name), icon="FILE_FOLDER")
         if props.error:
-            layout.label(text=props.error, icon="ERROR")
+            draw_message(layout, context, props.error, icon="ERROR", alert=True)
         elif props.message and task is None:
-            layout.label(text=props.message, icon="CHECKMARK" if props.stage == "done" else "INFO")
+            draw_message(layout, context, props.message, icon="CHECKMARK" if props.stage == "done" else "INFO")
 
 
 class HUMANTEX_PT_layers(bpy.types.Panel):

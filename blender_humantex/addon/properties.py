@@ -14,7 +14,8 @@ SIZE_ITEMS = (
 )
 
 IUV_ORDER_ITEMS = (
-    ("DEFAULT", "Default", "The worker's documented default channel order"),
+    ("DEFAULT", "Auto-detect", "Detect which channel holds the part index I (red or blue); "
+     "choose an order when detection fails"),
     ("iuv", "I, U, V", "Read as RGB: R = part index I, G = U, B = V (e.g. pose-with-style files)"),
     ("vui", "V, U, I", "Read as RGB: R = V, G = U, B = part index I (DensePose's OpenCV-written files)"),
 )
@@ -35,7 +36,10 @@ class HumantexSettings(bpy.types.PropertyGroup):
         name="INDS", description="Optional DensePose instance map (person index per pixel)", subtype="FILE_PATH"
     )
     person: bpy.props.IntProperty(
-        name="Person", description="Person index in the INDS map; 0 takes the largest person", default=0, min=0
+        name="Person",
+        description="Person index in the INDS map; 0 means the largest person in the photo",
+        default=0,
+        min=0,
     )
     iuv_order: bpy.props.EnumProperty(name="IUV Order", items=IUV_ORDER_ITEMS, default="DEFAULT")
     mask: bpy.props.StringProperty(

@@ -21,6 +21,8 @@ def _open(path, max_pixels: int):
     from PIL import Image, ImageOps, UnidentifiedImageError
 
     path = Path(path)
+    if path.is_dir():
+        raise InputError(f"{path} is a folder, not an image file", kind="not_a_file")
     if not path.is_file():
         raise InputError(f"file not found: {path}", kind="missing_file")
     Image.MAX_IMAGE_PIXELS = None  # we enforce our own limit below, with a clear message

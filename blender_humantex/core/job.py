@@ -38,6 +38,10 @@ from .uv_layout import LAYOUT_ID
 
 OUTPUT_FILES = {layer.name: layer.file for layer in LAYERS} | {"meta": "meta.json", "sheet": "sheet.png"}
 DEFAULT_SIZE = 1024
+# The least coverage (seen texels / texels of the UV charts) a texture is completed from. Below it
+# almost all of the texture would be invented (an 8×8 photo gives 1 texel): refuse, don't pretend.
+# The real photos in ../shared/data cover 5-40%; a 468-pixel person in a crowd covers 0.5%.
+MIN_COVERAGE = 0.01
 LAZOVA_NOTE = "baseline (Lazova et al. 2019 style): final = refine = direct prediction, mask = 0, sample = partial"
 
 
@@ -55,6 +59,7 @@ def from_photo(
     progress=None,
     max_pixels=None,
     unwrap_options=None,
+    min_coverage=None,
 ) -> dict:
     """Photo + DensePose IUV (and INDS) -> all layers in out_dir.
 
@@ -65,6 +70,7 @@ def from_photo(
     with job.stage("unwrap"):
         unwrapped = _unwrap(photo, iuv, inds, person, iuv_order, job.size or DEFAULT_SIZE, max_pixels,
                             unwrap_options, job.report)
+    job.coverage = check_coverage(unwrapped.meta["coverage"], min_coverage)
     extra = {} if person is None else {"person": person}
     if unwrapped.meta:
         extra["unwrap"] = _plain(unwrapped.meta)
@@ -85,6 +91,7 @@ def from_partial(
     method="full",
     progress=None,
     max_pixels=None,
+    min_coverage=None,
 ) -> dict:
     """A partial texture PNG and its visibility mask PNG -> all layers in out_dir (size None: the input's)."""
     from .imageio import DEFAULT_MAX_PIXELS, read_gray, read_rgb
@@ -94,6 +101,10 @@ def from_partial(
         limit = max_pixels or DEFAULT_MAX_PIXELS
         partial_texture = read_rgb(partial, max_pixels=limit, exif_transpose=False)
         vis = read_gray(visibility, max_pixels=limit)
+    if (vis.ndim == 2 and vis.shape[0] == vis.shape[1] and partial_texture.shape[:2] == vis.shape
+            and (vis > 0).any() and not (vis == vis.max()).all()):
+        # (other shapes, and empty or full masks, get check_inputs' own messages in complete_and_write)
+        job.coverage = check_coverage(coverage_of(vis), min_coverage)
     return job.complete_and_write(partial_texture, vis, inputs={"partial": partial, "visibility": visibility})
 
 
@@ -110,6 +121,7 @@ def from_projection(
     progress=None,
     max_pixels=None,
     projection_options=None,
+    min_coverage=None,
 ) -> dict:
     """Photo + posed mesh + camera (camera projection, no DensePose) -> all layers in out_dir.
 
@@ -128,6 +140,7 @@ def from_projection(
 
         projected = project_files(mesh, camera, photo, mask_path=mask, size=job.size or DEFAULT_SIZE,
                                   max_pixels=max_pixels, progress=project_progress, **dict(projection_options or {}))
+    job.coverage = check_coverage(projected.meta["coverage"], min_coverage)
     inputs = {"photo": photo, "mesh": mesh, "camera": camera, "mask": mask}
     extra = {"projection": _plain(projected.meta)}
     photo_u8 = to_u8(projected.photo)  # as the projection read it, for the contact sheet
@@ -137,6 +150,28 @@ def from_projection(
                                       photo=photo_u8)
     return job.fill_and_write(projected.partial, projected.visibility, projected.chart_mask, inputs=inputs,
                               extra_meta=extra, photo=photo_u8)
+
+
+def check_coverage(coverage: float, minimum: float | None = None) -> float:
+    """coverage, or InputError if the photo shows too little of the body to complete a texture from."""
+    minimum = MIN_COVERAGE if minimum is None else minimum
+    if coverage < minimum:
+        raise InputError(
+            f"the photo shows too little of the body: {100 * coverage:.2g}% of the texture is visible, the minimum is"
+            f" {minimum:.0%}; a texture completed from so little would be almost all made up. Use a photo where the"
+            " person is larger or less hidden (the CLI's --min-coverage changes the minimum)",
+            kind="low_coverage",
+        )
+    return coverage
+
+
+def coverage_of(visibility) -> float:
+    """Seen texels / texels of the SMPL UV charts, for a visibility mask in the SMPL layout."""
+    from .uv_layout import get_layout
+
+    vis = np.asarray(visibility)
+    charts = get_layout(int(vis.shape[0])).chart_mask
+    return float(((vis > VISIBLE_EPS) & charts).sum() / max(int(charts.sum()), 1))
 
 
 def classical_layers(partial_texture, visibility, chart_mask) -> Layers:
@@ -159,11 +194,12 @@ CLASSICAL_NOTE = ("the mesh's UV map is not the SMPL layout the networks were tr
 def generate(
     pipeline: Pipeline, *, out_dir, photo=None, iuv=None, inds=None, person=None, iuv_order=None, partial=None,
     visibility=None, mesh=None, camera=None, mask=None, size=DEFAULT_SIZE, method="full", progress=None,
-    max_pixels=None, unwrap_options=None, projection_options=None,
+    max_pixels=None, unwrap_options=None, projection_options=None, min_coverage=None,
 ) -> dict:
     """A generate request's fields -> the entry point for its input kind (photo + iuv, partial +
     visibility, or photo + mesh + camera)."""
-    common = {"out_dir": out_dir, "size": size, "method": method, "progress": progress, "max_pixels": max_pixels}
+    common = {"out_dir": out_dir, "size": size, "method": method, "progress": progress, "max_pixels": max_pixels,
+              "min_coverage": min_coverage}
     photo_given = photo is not None or iuv is not None
     partial_given = partial is not None or visibility is not None
     projection_given = mesh is not None or camera is not None or mask is not None or projection_options is not None
@@ -196,6 +232,7 @@ class _Job:
         if self.out_dir.exists() and not self.out_dir.is_dir():
             raise InputError(f"output path {self.out_dir} exists and is not a folder", kind="bad_output")
         self.timings: dict[str, float] = {}
+        self.coverage: float | None = None  # seen texels / UV chart texels, checked before completing
         with self.stage("load"):
             pipeline.load(method)
 
@@ -239,6 +276,7 @@ class _Job:
             "input_size": int(np.asarray(partial_texture).shape[0]),
             "inputs": {k: str(Path(v).resolve()) for k, v in inputs.items() if v is not None},
             "visible_fraction": float((layers.visibility > VISIBLE_EPS).mean()),
+            **({} if self.coverage is None else {"coverage": round(self.coverage, 6)}),
             **meta,
         }
         outputs = self._write(layers, meta, photo, started)

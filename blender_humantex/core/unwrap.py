@@ -40,6 +40,9 @@ N_PARTS = 24
 DEFAULT_ERODE_PX = None  # None: grows with the person's size (see auto_erode_px)
 AUTO_ERODE_PER_PX = 250
 AUTO_ERODE_MAX = 6
+# An explicit erosion may be at most this share of the image's shorter side (a person is rarely
+# thinner than 10% of the frame, so more would erode the whole silhouette).
+MAX_ERODE_FRACTION = 0.05
 # A triangle of neighbouring pixels whose longest (U, V) edge exceeds this many times the part's
 # 90th-percentile pixel step (or STRETCH_FLOOR grid cells, whichever is larger) is a fold or an error.
 STRETCH_FACTOR = 4.0
@@ -158,6 +161,12 @@ def select_person(iuv: np.ndarray, inds: np.ndarray | None, person: int | None):
                 found = ", ".join(f"{k} ({c} px)" for k, c in sorted(persons.items()))
                 raise InputError(f"no person {chosen} in the INDS map; persons found: {found}", kind="no_such_person")
         mask = body & (inds == chosen) if chosen is not None else np.zeros_like(body)
+    if inds is not None and body.any() and not persons:
+        raise InputError(
+            "the INDS map marks no person where the IUV image has a body (it is 0 under every body pixel):"
+            " check that the INDS file belongs to this IUV image",
+            kind="bad_inds",
+        )
     if not persons or not mask.any():
         raise InputError("no person in the IUV image (every pixel has part index 0)", kind="no_person")
     return mask, chosen, persons
@@ -298,6 +307,11 @@ def texel_photo_positions(grid: np.ndarray, layout) -> tuple[np.ndarray, np.ndar
     return xy, visible
 
 
+def max_erode_px(shape: tuple[int, int]) -> int:
+    """The largest erosion accepted for an image of this (height, width)."""
+    return max(AUTO_ERODE_MAX, int(min(shape) * MAX_ERODE_FRACTION))
+
+
 def auto_erode_px(mask: np.ndarray) -> int:
     """The default erosion for a person mask: 1 px per AUTO_ERODE_PER_PX px of its bounding box's longer side."""
     rows, cols = np.nonzero(mask.any(axis=1))[0], np.nonzero(mask.any(axis=0))[0]
@@ -319,6 +333,13 @@ def _prepare(iuv, inds, person, erode_px):
         erode_px = auto_erode_px(mask)
     elif int(erode_px) < 0:
         raise InputError(f"erosion must be ≥ 0 pixels, got {erode_px}", kind="bad_argument")
+    elif int(erode_px) > max_erode_px(iuv.shape[:2]):
+        # A kernel of thousands of pixels runs for minutes (or runs out of memory) and erodes any person away.
+        raise InputError(
+            f"--erode {erode_px} is too much for a {iuv.shape[1]}×{iuv.shape[0]} image: at most"
+            f" {max_erode_px(iuv.shape[:2])} px ({MAX_ERODE_FRACTION:.0%} of its shorter side)",
+            kind="bad_argument",
+        )
     eroded = _erode(mask, int(erode_px))
     if not eroded.any():
         eroded = mask  # a person thinner than the erosion: keep what there is rather than nothing

@@ -40,6 +40,15 @@ PROTOCOL_VERSION = 1
 REQUEST_TYPES = ("hello", "generate", "cancel", "shutdown")
 REPLY_TYPES = ("hello", "progress", "result", "error", "ack")
 STAGES = ("load", "unwrap", "sample", "refine", "write")
+# Each stage's share of a whole job, as (start, end) of the overall fraction. A progress reply's
+# fraction is within its stage; overall_fraction() maps it onto one bar that never goes back.
+STAGE_SPANS = {
+    "load": (0.0, 0.05),
+    "unwrap": (0.05, 0.25),
+    "sample": (0.25, 0.55),
+    "refine": (0.55, 0.85),
+    "write": (0.85, 1.0),
+}
 
 # Exit codes of a worker that cannot start. The server also prints one line
 # "humantex-worker: fatal: <reason>" on stderr before exiting with one of these.
@@ -51,7 +60,16 @@ EXIT_BAD_ARGUMENTS = 2
 FATAL_PREFIX = "humantex-worker: fatal: "
 
 MIN_PYTHON = (3, 10)
-INSTALL_HINT = 'pip install "blender_humantex[worker]" (torch==2.13.0, numpy, safetensors, pillow, ...)'
+# The worker environment's packages, pinned (pyproject's `worker` extra lists the same; a test
+# checks). The file ships inside the package, so an installed extension can name its own copy.
+REQUIREMENTS_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "requirements.txt")
+INSTALL_HINT = f'the worker packages: pip install -r "{REQUIREMENTS_FILE}"'
+
+
+def overall_fraction(stage, fraction):
+    """A stage's own fraction (0..1) -> the whole job's fraction (0..1); unknown stages give 0."""
+    start, end = STAGE_SPANS.get(stage, (0.0, 0.0))
+    return start + (end - start) * min(1.0, max(0.0, float(fraction or 0.0)))
 
 
 class ProtocolError(ValueError):

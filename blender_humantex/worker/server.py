@@ -9,7 +9,8 @@ fd 1 / sys.stdout are pointed at stderr, so a stray print (ours or a library's, 
 reach the log, never corrupt the message stream.
 
 Outputs are staged in a hidden folder inside out_dir and moved into place only when the whole job
-succeeded, so a cancelled or failed job leaves neither half files nor a half-updated set of layers.
+succeeded, so a cancelled or failed job leaves neither half files nor a half-updated set of layers
+(core/outputs.py, shared with the CLI).
 
 torch is imported here only, inside main(), never at module level.
 """
@@ -22,7 +23,6 @@ import platform
 import queue
 import shutil
 import sys
-import tempfile
 import threading
 import time
 import traceback
@@ -250,6 +250,12 @@ class WorkerServer:
         out_dir = Path(request.out_dir)
         staging = None
         try:
+            from ..core.job import OUTPUT_FILES
+            from ..core.outputs import make_staging_dir, prepare_output_dir
+
+            # The same folder checks and all-or-nothing publish as the CLI (core/outputs.py): a
+            # file the user made is never replaced, a killed job leaves the previous set whole.
+            prepare_output_dir(out_dir, OUTPUT_FILES.values())
             staging = make_staging_dir(out_dir)
             reply = self._generate(job_id, request, staging, out_dir)
             reply["timings"]["worker_job_s"] = time.perf_counter() - started
@@ -264,6 +270,7 @@ class WorkerServer:
     def _generate(self, job_id: str, request: GenerateRequest, staging: Path, out_dir: Path) -> dict:
         from ..core.errors import CancelledError
         from ..core.job import generate
+        from ..core.outputs import publish
 
         if self.pipeline is None:
             raise self.startup_error
@@ -319,59 +326,6 @@ class WorkerServer:
             log(f"job {job_id} crashed:\n{tb}")
             message, kind = f"internal error: {type(error).__name__}: {error}", "internal"
         return {"id": job_id, "type": "error", "message": one_line(message), "kind": kind}
-
-
-STAGING_PREFIX = ".humantex-job-"
-
-
-def make_staging_dir(out_dir: Path) -> Path:
-    """A hidden folder inside out_dir (same filesystem, so publishing is a rename). Also removes
-    staging folders left behind by workers that were killed (their pid is gone)."""
-    from ..core.errors import InputError
-
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        for stale in out_dir.glob(STAGING_PREFIX + "*"):
-            pid = stale.name[len(STAGING_PREFIX) :].split("-")[0]
-            if pid.isdigit() and not pid_alive(int(pid)):
-                shutil.rmtree(stale, ignore_errors=True)
-        return Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{os.getpid()}-", dir=out_dir))
-    except OSError as e:
-        raise InputError(
-            f"cannot write to output folder {out_dir}: {e.strerror or e}", kind="bad_output"
-        ) from None
-
-
-def pid_alive(pid: int) -> bool:
-    if os.name != "posix":  # os.kill(pid, 0) would terminate the process on Windows
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def publish(staging: Path, out_dir: Path, outputs: dict) -> dict:
-    """Move every staged file into out_dir (meta.json last, so its presence means the set is
-    complete) and return the outputs with their final paths."""
-    files = sorted(
-        (p for p in staging.rglob("*") if p.is_file()), key=lambda p: (p.name == "meta.json", str(p))
-    )
-    for path in files:
-        target = out_dir / path.relative_to(staging)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(path, target)
-    published = {}
-    for name, path in outputs.items():
-        path = Path(path)
-        try:
-            published[name] = str(out_dir / path.resolve().relative_to(staging.resolve()))
-        except ValueError:  # written outside the staging folder: report as is
-            published[name] = str(path)
-    return published
 
 
 def free_memory() -> None:

@@ -3,16 +3,15 @@ visibility): every layer to files."""
 
 from __future__ import annotations
 
-import os
-
 from ..device import DEVICE_HELP
 from ..errors import InputError
 from ..files import DEFAULT_WEIGHTS_DIR
-from ..job import DEFAULT_SIZE, from_partial, from_photo, from_projection
+from ..job import DEFAULT_SIZE, MIN_COVERAGE, OUTPUT_FILES, from_partial, from_photo, from_projection
+from ..outputs import prepare_output_dir, publish, staged
 from ..pipeline import MAX_SIZE, METHODS, MIN_SIZE, Pipeline
 from .progress import StderrProgress
 from .project import add_projection_arguments, projection_options
-from .unwrap import add_max_pixels_argument, add_unwrap_arguments
+from .unwrap import add_max_pixels_argument, add_output_arguments, add_unwrap_arguments, fraction
 
 
 def add_arguments(name: str, parser) -> None:
@@ -26,7 +25,10 @@ def add_arguments(name: str, parser) -> None:
         add_projection_arguments(parser.add_argument_group("camera projection (instead of --iuv)"), required=False)
         size_default, size_help = DEFAULT_SIZE, f"default: {DEFAULT_SIZE}"
     parser.add_argument("--size", type=int, default=size_default, help=f"output size {MIN_SIZE}..{MAX_SIZE} ({size_help})")
-    parser.add_argument("--out", required=True, help="output folder")
+    add_output_arguments(parser, OUTPUT_FILES.values())
+    parser.add_argument("--min-coverage", type=fraction, default=MIN_COVERAGE, metavar="F",
+                        help="refuse when less than this fraction of the texture is seen in the photo"
+                             f" (default {MIN_COVERAGE:g}: a texture completed from less is almost all invented)")
     parser.add_argument("--method", choices=sorted(METHODS), default="full", help="full (sampler + refiner) or lazova (baseline)")
     parser.add_argument("--weights", default=None, help=f"weights folder (default: {DEFAULT_WEIGHTS_DIR})")
     parser.add_argument("--device", default="auto", help=DEVICE_HELP)
@@ -34,9 +36,20 @@ def add_arguments(name: str, parser) -> None:
 
 
 def run(name: str, args) -> int:
+    # The folder first: an unwritable or occupied one is an error before minutes of computing.
+    out = prepare_output_dir(args.out, OUTPUT_FILES.values(), overwrite=args.overwrite)
     pipeline = Pipeline(weights_dir=args.weights, device=args.device)
-    common = dict(out_dir=args.out, size=args.size, method=args.method, progress=StderrProgress(quiet=args.quiet),
-                  max_pixels=args.max_pixels)
+    with staged(out) as staging:
+        report = _run(name, args, pipeline, staging)
+        report["outputs"] = publish(staging, out, report["outputs"])
+    timings = ", ".join(f"{k} {v:.2f}s" for k, v in report["timings"].items())
+    print(f"wrote {len(report['outputs'])} files to {out.resolve()} ({timings})")
+    return 0
+
+
+def _run(name: str, args, pipeline, out_dir) -> dict:
+    common = dict(out_dir=out_dir, size=args.size, method=args.method, progress=StderrProgress(quiet=args.quiet),
+                  max_pixels=args.max_pixels, min_coverage=args.min_coverage)
     if name == "complete":
         report = from_partial(pipeline, partial=args.partial, visibility=args.visibility, **common)
     elif args.mesh or args.camera:
@@ -53,6 +66,4 @@ def run(name: str, args) -> int:
             pipeline, photo=args.photo, iuv=args.iuv, inds=args.inds, person=args.person, iuv_order=args.iuv_order,
             unwrap_options={"on_size_mismatch": args.on_size_mismatch, "erode_px": args.erode}, **common,
         )
-    timings = ", ".join(f"{k} {v:.2f}s" for k, v in report["timings"].items())
-    print(f"wrote {len(report['outputs'])} files to {os.path.abspath(args.out)} ({timings})")
-    return 0
+    return report

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..errors import InputError
+from ..outputs import prepare_output_dir, publish, staged
 from ..projection import (
     DEFAULT_ERODE_PX,
     DEFAULT_MAX_ANGLE_DEG,
@@ -14,7 +14,7 @@ from ..projection import (
 )
 from ..uv_layout import MAX_SIZE, MIN_SIZE
 from .progress import StderrProgress
-from .unwrap import add_max_pixels_argument, positive_int
+from .unwrap import PARTIAL_FILES, add_max_pixels_argument, add_output_arguments, positive_int
 
 
 def add_projection_arguments(parser, required: bool = True) -> None:
@@ -53,22 +53,21 @@ def add_arguments(name: str, parser) -> None:
     parser.add_argument("--size", type=int, default=1024,
                         help=f"texture size in texels, {MIN_SIZE}..{MAX_SIZE} (default 1024)")
     add_max_pixels_argument(parser)
-    parser.add_argument("--out", required=True, help="output folder: partial.png, visibility.png, meta.json")
+    add_output_arguments(parser, PARTIAL_FILES)
     parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
 
 
 def run(name: str, args) -> int:
     progress = StderrProgress(quiet=args.quiet)
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise InputError(f"output path {out} exists and is not a folder", kind="bad_output")
+    out = prepare_output_dir(args.out, PARTIAL_FILES, overwrite=args.overwrite)  # before the work
     result = project_files(args.mesh, args.camera, args.photo, mask_path=args.mask, size=args.size,
                            max_pixels=args.max_pixels, progress=progress, **projection_options(args))
     progress("write", 0.0)
-    paths = write_projection(out, result)
+    with staged(out) as staging:
+        paths = publish(staging, out, write_projection(staging, result))
     progress("write", 1.0)
     meta = result.meta
     layout = "SMPL UV layout" if meta["uv_layout"] != "mesh" else "the mesh's own UV layout (not SMPL's)"
     print(f"{meta['visible_texels']} texels seen ({meta['coverage']:.1%} of the UV map), {layout}"
-          f" -> {paths['partial'].parent}")
+          f" -> {Path(paths['partial']).parent}")
     return 0

@@ -5,17 +5,23 @@ from __future__ import annotations
 import argparse
 
 from ..imageio import DEFAULT_MAX_PIXELS
+from ..job import MIN_COVERAGE, check_coverage
+from ..outputs import prepare_output_dir, publish, staged
 from ..unwrap import (
     AUTO_ERODE_MAX,
     AUTO_ERODE_PER_PX,
     DEFAULT_ERODE_PX,
     IUV_ORDERS,
+    MAX_ERODE_FRACTION,
     MAX_TEXTURE_SIZE,
     MIN_TEXTURE_SIZE,
     unwrap_files,
     write_partial,
 )
 from .progress import StderrProgress
+
+# What `unwrap` and `project` write (core.unwrap.write_partial).
+PARTIAL_FILES = ("partial.png", "visibility.png", "meta.json")
 
 
 def positive_int(text: str) -> int:
@@ -56,7 +62,28 @@ def add_unwrap_arguments(parser, iuv_required: bool = True) -> None:
     add_max_pixels_argument(parser)
     parser.add_argument("--erode", type=_erode_arg, default=DEFAULT_ERODE_PX, metavar="PX",
                         help="erode the silhouette by PX pixels so seams skip the background"
-                             f" (default: auto, 1 px per {AUTO_ERODE_PER_PX} px of person size, at most {AUTO_ERODE_MAX})")
+                             f" (default: auto, 1 px per {AUTO_ERODE_PER_PX} px of person size, at most {AUTO_ERODE_MAX};"
+                             f" given: at most {round(100 * MAX_ERODE_FRACTION)}%% of the image's shorter side)")
+
+
+def fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a fraction 0..1, got {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a fraction 0..1, got {value:g}")
+    return value
+
+
+def add_output_arguments(parser, names) -> None:
+    """--out and --overwrite, with the folder policy of core/outputs.py in the help."""
+    names = ", ".join(names)
+    parser.add_argument("--out", required=True, metavar="DIR",
+                        help=f"output folder (made if missing): {names}. Files of an earlier humantex run there are"
+                             " replaced, all at once; other files are left alone")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="also replace same-named files that humantex did not write (without it: an error)")
 
 
 def add_max_pixels_argument(parser) -> None:
@@ -68,18 +95,22 @@ def add_arguments(name: str, parser) -> None:
     add_unwrap_arguments(parser)
     parser.add_argument("--size", type=int, default=512,
                         help=f"texture size in texels, {MIN_TEXTURE_SIZE}..{MAX_TEXTURE_SIZE} (default 512)")
-    parser.add_argument("--out", required=True, help="output folder: partial.png, visibility.png, meta.json")
+    add_output_arguments(parser, PARTIAL_FILES)
+    parser.add_argument("--min-coverage", type=fraction, default=MIN_COVERAGE, metavar="F",
+                        help=f"refuse when less than this fraction of the texture is seen (default {MIN_COVERAGE:g})")
     parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
 
 
 def run(name: str, args) -> int:
+    out = prepare_output_dir(args.out, PARTIAL_FILES, overwrite=args.overwrite)  # before the work
     progress = StderrProgress(quiet=args.quiet)
     result = unwrap_files(args.photo, args.iuv, inds_path=args.inds, person=args.person, size=args.size,
                           iuv_order=args.iuv_order, on_size_mismatch=args.on_size_mismatch,
                           max_pixels=args.max_pixels, erode_px=args.erode, progress=progress)
+    check_coverage(result.meta["coverage"], args.min_coverage)
     progress("write", 0.0)
-    paths = write_partial(args.out, result)
+    with staged(out) as staging:
+        publish(staging, out, write_partial(staging, result))
     progress("write", 1.0)
-    print(f"coverage {result.meta['coverage']:.1%} of the UV charts, person {result.meta['person']}"
-          f" -> {paths['partial'].parent}")
+    print(f"coverage {result.meta['coverage']:.1%} of the UV charts, person {result.meta['person']} -> {out}")
     return 0
