@@ -93,10 +93,6 @@ def to_u8(arr: np.ndarray) -> np.ndarray:
     return (np.clip(arr, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
 
 
-# core.train and core.models.weights still import the old private name; they move to
-# core.files.atomic_write with the model rework (issue 13 item 3), then this line goes.
-_atomic_write = atomic_write
-
 
 def write_png(path, arr: np.ndarray) -> Path:
     """Write float [0,1] H×W×3 (sRGB) or H×W (grey) as an 8-bit PNG, atomically."""

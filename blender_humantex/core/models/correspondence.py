@@ -203,13 +203,10 @@ class PriorSampler:
         """partial N×3×H×W, visibility N×1×H×W (soft) -> (T_sample N×3×H×W, reached N×1×H×W).
 
         `offset` (N×2×H×W, normalised x, y) is SamplerNet's learned correction, added to every grid of
-        the first pass (the one that reads the photo's own texels).
-
-        `filled` marks texels the prior reached (seen texels included); the rest are left for the
-        structural fallback (SamplerNet applies grid_prior.seen_source there).
+        the first pass (the one that reads the photo's own texels). `reached` marks texels the prior
+        filled (seen texels included); SamplerNet gives the rest the structural fallback grid.
         """
         import torch
-        import torch.nn.functional as F
 
         from .networks import identity_grid, resize
 
@@ -220,29 +217,42 @@ class PriorSampler:
         for step in range(self.passes):
             base = identity + offset.permute(0, 2, 3, 1) if (offset is not None and step == 0) else identity
             seen = (resize(known, (r, r)) > 0.5).reshape(n, -1)  # N×r²
-            todo = self.chart & ~seen
-            if not todo.any():
+            if not (self.chart & ~seen).any():
                 break
-            offset, weight = self.slot_grids(seen)
-            if not (weight.sum(1) > 0).any():
+            slot_offset, slot_weight = self.slot_grids(seen)  # N×slots×2×r×r, N×slots×1×r×r
+            used = slot_weight.flatten(2).any(-1).any(0)  # slots: which hold a source anywhere in the batch
+            if not used.any():
                 break
             premultiplied = torch.cat([texture * known, known], dim=1)  # N×4×H×W
-            total = torch.zeros_like(premultiplied)
-            for j in range(offset.shape[1]):
-                w_j = F.interpolate(weight[:, j], size=(h, w), mode="nearest")  # N×1×H×W
-                if not w_j.any():
-                    continue
-                o_j = F.interpolate(offset[:, j], size=(h, w), mode="nearest")  # N×2×H×W
-                grid = base + o_j.permute(0, 2, 3, 1)
-                total += w_j * F.grid_sample(premultiplied, grid, mode="bilinear", padding_mode="zeros",
-                                             align_corners=False)
-                del o_j, grid
+            total = self._sample_slots(premultiplied, base, slot_offset[:, used], slot_weight[:, used])
             reached = (total[:, 3:] > 1e-3).float()  # N×1×H×W: some seen colour arrived
             colour = total[:, :3] / total[:, 3:].clamp_min(1e-3)
             fill = reached * (1 - known)
             texture = texture * (1 - fill) + colour * fill
             known = torch.maximum(known, reached)
         return texture, known
+
+    @staticmethod
+    def _sample_slots(premultiplied, base, slot_offset, slot_weight, max_texels: int = 1 << 21):
+        """Σ_j w_j · grid_sample(premultiplied, base + offset_j); slots are folded into the batch, a few
+        at a time (at most `max_texels` sampled texels per call, which bounds memory at 4096²)."""
+        import torch
+        import torch.nn.functional as F
+
+        n, c, h, w = premultiplied.shape
+        slots = slot_offset.shape[1]
+        per_call = max(1, min(slots, max_texels // (n * h * w)))
+        total = torch.zeros_like(premultiplied)
+        for start in range(0, slots, per_call):
+            k = min(per_call, slots - start)
+            offsets = F.interpolate(slot_offset[:, start : start + k].flatten(0, 1), size=(h, w), mode="nearest")
+            weights = F.interpolate(slot_weight[:, start : start + k].flatten(0, 1), size=(h, w), mode="nearest")
+            grid = base.repeat_interleave(k, 0) + offsets.permute(0, 2, 3, 1)  # (N·k)×H×W×2
+            sources = premultiplied.repeat_interleave(k, 0)  # (N·k)×4×H×W
+            sampled = F.grid_sample(sources, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+            total += (weights * sampled).reshape(n, k, c, h, w).sum(1)
+            del offsets, weights, grid, sources, sampled
+        return total
 
 
 def torch_stack_slots(offset_x, offset_y, n: int, r: int):
