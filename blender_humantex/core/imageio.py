@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import InputError
-from .files import atomic_write
+from .files import atomic_write, write_json, write_text  # noqa: F401  (core.evaluate imports the last two from here)
 
 DEFAULT_MAX_PIXELS = 40_000_000  # ~ 7700×5200; configurable per call
 
@@ -106,17 +106,3 @@ def write_png(path, arr: np.ndarray) -> Path:
     mode = "L" if u8.ndim == 2 else "RGB"
     # compress_level=1: ~5x faster than PIL's default 6 at 1024², for ~10-20% larger files.
     return atomic_write(path, lambda tmp: Image.fromarray(u8, mode).save(tmp, format="PNG", compress_level=1))
-
-
-def write_text(path, text: str) -> Path:
-    def save(tmp):
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
-
-    return atomic_write(path, save)
-
-
-def write_json(path, obj) -> Path:
-    import json
-
-    return write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
