@@ -125,7 +125,8 @@ def evaluate(out_dir, weights_dir=None, dev_dir=None, procedural: int = 0, masks
              seed: int = 0, device: str = "auto", backbone_path=None, figure_rows: int = 3) -> dict:
     """Run every row on the chosen sets, write results.md / results.json / figures, return the tables."""
     from .data import dev_eval_set
-    from .imageio import write_json, write_png, write_text
+    from .files import write_json, write_text
+    from .imageio import write_png
     from .pipeline import Pipeline
     from .uv_layout import get_layout
 

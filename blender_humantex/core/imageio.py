@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import InputError
-from .files import atomic_write, write_json, write_text  # noqa: F401  (core.evaluate imports the last two from here)
+from .files import atomic_write
 
 DEFAULT_MAX_PIXELS = 40_000_000  # ~ 7700×5200; configurable per call
 
