@@ -55,6 +55,7 @@ def main() -> int:
 
     import blender_humantex
     from blender_humantex.addon import operators
+    from blender_humantex.worker.protocol import GenerateRequest
 
     blender_humantex.register()
     weights_dir, weights_note = weights_folder(args.weights)
@@ -75,18 +76,25 @@ def main() -> int:
 
     def one_generation():
         click = time.perf_counter()
-        task = operators.GenerationTask.from_context(bpy.context, obj=obj, fields=dict(fields), **overrides)
+        task = operators.GenerationTask.from_context(bpy.context, obj=obj, request=GenerateRequest(**fields),
+                                                     **overrides)
         task.start()
         next_tick = time.perf_counter()
-        while task.tick() == "running":
+        poll_ticks = []  # how long each timer tick holds the UI thread
+        while True:
+            started = time.perf_counter()
+            task.tick()
+            poll_ticks.append(time.perf_counter() - started)
+            if task.job.done:
+                break
             next_tick += operators.TIMER_INTERVAL_S
             time.sleep(max(0.0, next_tick - time.perf_counter()))
-        if task.job.state != "done":
+        if task.result is None:
             raise SystemExit(f"job failed: {task.error_message}")
-        poll_ticks = list(task.tick_seconds)
+        started = time.perf_counter()
         material = task.apply()
+        apply_s = time.perf_counter() - started
         click_to_material = time.perf_counter() - click
-        apply_s = task.tick_seconds[-1]
         # What the first viewport draw pays to decode PNGs: only images wired to the output are
         # drawn (T_final by default); the other layers decode when previewed.
         decode = time.perf_counter()

@@ -27,7 +27,10 @@ import time
 
 import bpy
 
+from ..core.errors import InputError
+from ..core.files import write_json
 from ..worker.protocol import GENERATE_FIELDS, PATH_FIELDS, GenerateRequest, ProtocolError
+from .errors import USER_ERRORS
 from .operators import GenerationTask, build_request
 from .preferences import DEVICE_ITEMS, worker_settings
 
@@ -39,31 +42,18 @@ JOB_FIELDS = ("object", "source", *(name for name in GENERATE_FIELDS if name not
 DEFAULT_SIZE = 1024
 
 
-def _input_error(message: str, kind: str = "bad_manifest"):
-    from ..core.errors import InputError
-
-    return InputError(message, kind=kind)
-
-
-def _user_errors():
-    from ..core.errors import HumantexError
-    from ..worker.client import WorkerError
-
-    return (HumantexError, WorkerError)
-
-
 def load_manifest(path: str) -> list[dict]:
     """The jobs of a manifest, checked for shape (not for file existence: that is per job)."""
     try:
         with open(path, encoding="utf-8") as f:
             data = json.load(f)
     except FileNotFoundError:
-        raise _input_error(f"manifest not found: {path}", "missing_file") from None
+        raise InputError(f"manifest not found: {path}", kind="missing_file") from None
     except (OSError, ValueError) as e:
-        raise _input_error(f"cannot read manifest {path}: {e}") from None
+        raise InputError(f"cannot read manifest {path}: {e}", kind="bad_manifest") from None
     jobs = data.get("jobs") if isinstance(data, dict) else data
     if not isinstance(jobs, list) or not all(isinstance(job, dict) for job in jobs):
-        raise _input_error(f'{path}: expected {{"jobs": [{{"object": ..., "photo": ..., "iuv": ...}}, ...]}}')
+        raise InputError(f'{path}: expected {{"jobs": [{{"object": ..., "photo": ..., "iuv": ...}}, ...]}}', kind="bad_manifest")
     return jobs
 
 
@@ -96,38 +86,30 @@ def _read_status(path: str) -> dict:
         return {"jobs": {}}
 
 
-def _write_status(path: str, status: dict) -> None:
-    tmp = f"{path}.tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(status, f, indent=2, sort_keys=True)
-        f.write("\n")
-    os.replace(tmp, path)
-
-
 def job_request(job: dict, base_dir: str) -> GenerateRequest:
     """A job as a worker request, with paths made absolute against the manifest folder."""
     unknown = sorted(set(job) - set(JOB_FIELDS))
     if unknown:
-        raise _input_error(f"unknown job field(s) {', '.join(unknown)}; expected {', '.join(JOB_FIELDS)}")
+        raise InputError(f"unknown job field(s) {', '.join(unknown)}; expected {', '.join(JOB_FIELDS)}", kind="bad_manifest")
     source = job.get("source", "densepose")
     if source not in SOURCES:
-        raise _input_error(f"job source must be one of {', '.join(SOURCES)}, got {source!r}")
+        raise InputError(f"job source must be one of {', '.join(SOURCES)}, got {source!r}", kind="bad_manifest")
     for key in ("object", "photo") + (("iuv",) if source == "densepose" else ()):
         if not isinstance(job.get(key), str) or not job[key]:
-            raise _input_error(f"job needs a {key!r} string")
+            raise InputError(f"job needs a {key!r} string", kind="bad_manifest")
     fields = {key: value for key, value in job.items() if key not in ("object", "source")}
     try:
         fields["size"] = int(job.get("size", DEFAULT_SIZE))
         if "person" in job:
             fields["person"] = int(job["person"])
     except (TypeError, ValueError):
-        raise _input_error(f"size and person must be integers, got {job.get('size')!r}, {job.get('person')!r}") from None
+        raise InputError(f"size and person must be integers, got {job.get('size')!r}, {job.get('person')!r}", kind="bad_manifest") from None
     try:
         # a camera job's mesh and camera are written when it runs: check it as if they were there
         stand_ins = {"mesh": "-", "camera": "-"} if source == "camera" else {}
         request = GenerateRequest.from_message(dict(fields, out_dir=base_dir, **stand_ins))
     except ProtocolError as e:
-        raise _input_error(str(e)) from None
+        raise InputError(str(e), kind="bad_manifest") from None
     request = dataclasses.replace(request, mesh=None, camera=None)
     return dataclasses.replace(request.with_absolute_paths(base_dir), out_dir=None)
 
@@ -136,11 +118,11 @@ def _check_save_as(save_as: str) -> None:
     """A --save-as Blender cannot write is a one-line error before any job runs."""
     folder = os.path.dirname(save_as) or "."
     if os.path.isdir(save_as):
-        raise _input_error(f"--save-as {save_as} is a folder: give a .blend file path", "bad_output")
+        raise InputError(f"--save-as {save_as} is a folder: give a .blend file path", kind="bad_output")
     if not os.path.isdir(folder):
-        raise _input_error(f"--save-as: folder {folder} does not exist", "bad_output")
+        raise InputError(f"--save-as: folder {folder} does not exist", kind="bad_output")
     if not os.access(folder, os.W_OK | os.X_OK):
-        raise _input_error(f"--save-as: cannot write in folder {folder}", "bad_output")
+        raise InputError(f"--save-as: cannot write in folder {folder}", kind="bad_output")
 
 
 def _save_blend(save_as: str | None) -> None:
@@ -152,7 +134,7 @@ def _save_blend(save_as: str | None) -> None:
     except RuntimeError as e:  # Blender's report, e.g. a folder it may not write in
         target = save_as or bpy.data.filepath
         reason = " ".join(str(e).replace("Error:", " ").split())
-        raise _input_error(f"cannot save {target}: {reason}", "bad_output") from None
+        raise InputError(f"cannot save {target}: {reason}", kind="bad_output") from None
 
 
 def run_batch(manifest: str, *, save_as: str | None = None, rerun: bool = False, log=print, **overrides) -> dict:
@@ -165,7 +147,7 @@ def run_batch(manifest: str, *, save_as: str | None = None, rerun: bool = False,
         _check_save_as(save_as)
         _save_blend(save_as)  # first, so that // output folders resolve next to it
     elif not bpy.data.filepath:
-        raise _input_error("the batch saves the .blend: open a saved one (--blend) or pass --save-as", "unsaved_blend")
+        raise InputError("the batch saves the .blend: open a saved one (--blend) or pass --save-as", kind="unsaved_blend")
     status_file = status_path(manifest)
     status = {"jobs": {}} if rerun else _read_status(status_file)
     summary = {"done": 0, "skipped": 0, "failed": 0, "jobs": []}
@@ -186,7 +168,7 @@ def run_batch(manifest: str, *, save_as: str | None = None, rerun: bool = False,
             wanted = job_request(job, os.path.dirname(manifest))
             obj = bpy.data.objects.get(job["object"])
             if obj is None:
-                raise _input_error(f"no object named {job['object']!r} in {os.path.basename(bpy.data.filepath)}", "bad_target")
+                raise InputError(f"no object named {job['object']!r} in {os.path.basename(bpy.data.filepath)}", kind="bad_target")
             scene = bpy.context.scene if job.get("source") == "camera" else None
             depsgraph = bpy.context.evaluated_depsgraph_get() if scene is not None else None
             request, force_pack = build_request(obj, wanted, settings.output_dir, scene, depsgraph)
@@ -195,14 +177,14 @@ def run_batch(manifest: str, *, save_as: str | None = None, rerun: bool = False,
             material = task.apply()
             _save_blend(None)
             record.update(status="done", material=material.name, final=result["outputs"]["final"])
-        except _user_errors() as e:
+        except USER_ERRORS as e:
             record.update(status="error", kind=getattr(e, "kind", "error"), message=str(e))
         except Exception as e:  # a bug in one job must not stop the others; it is reported, not hidden
             record.update(status="error", kind="internal", message=f"{type(e).__name__}: {e}")
         record["seconds"] = round(time.perf_counter() - started, 3)
         record["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S")
         status["jobs"][key] = record
-        _write_status(status_file, status)
+        write_json(status_file, status)
         summary["jobs"].append(record)
         if record["status"] == "done":
             summary["done"] += 1
@@ -243,7 +225,7 @@ def main(argv=None) -> int:
     try:
         if args.blend:
             if not os.path.isfile(args.blend):
-                raise _input_error(f".blend not found: {args.blend}", "missing_file")
+                raise InputError(f".blend not found: {args.blend}", kind="missing_file")
             bpy.ops.wm.open_mainfile(filepath=os.path.abspath(args.blend))
         summary = run_batch(
             args.manifest,
@@ -255,7 +237,7 @@ def main(argv=None) -> int:
             output_dir=args.output_dir,
             pack_images=args.pack,
         )
-    except _user_errors() as e:
+    except USER_ERRORS as e:
         print(f"humantex-batch: error: {e}", file=sys.stderr)
         code = 2
     else:

@@ -11,12 +11,13 @@ from __future__ import annotations
 import dataclasses
 import os
 import tempfile
-import time
 
 import bpy
 
+from ..core.errors import InputError
 from ..worker.protocol import GenerateRequest
 from . import materials, projection
+from .errors import USER_ERRORS
 from .preferences import (
     DEFAULT_OUTPUT_DIR,
     get_client,
@@ -40,20 +41,6 @@ STAGE_LABELS = {
 
 # scene name -> the GenerationTask running for it (at most one per scene).
 _running: dict = {}
-
-
-def _user_errors():
-    """The exceptions that carry a one-line message for the user."""
-    from ..core.errors import HumantexError
-    from ..worker.client import WorkerError
-
-    return (HumantexError, WorkerError)
-
-
-def _input_error(message: str, kind: str):
-    from ..core.errors import InputError
-
-    return InputError(message, kind=kind)
 
 
 def running_task(scene):
@@ -121,26 +108,26 @@ def build_request(obj, request: GenerateRequest, output_dir: str, scene=None, de
     """
     problem = target_problem(obj)
     if problem:
-        raise _input_error(problem, "bad_target")
+        raise InputError(problem, kind="bad_target")
     required = (("photo", "photo"),) if scene is not None else (("photo", "photo"), ("iuv", "DensePose IUV image"))
     for key, label in required:
         if not getattr(request, key):
-            raise _input_error(f"choose a {label}", "missing_input")
+            raise InputError(f"choose a {label}", kind="missing_input")
     for key in ("photo", "iuv", "inds", "mask"):
         path = getattr(request, key)
         if path and not os.path.isfile(path):
-            raise _input_error(f"{key} file not found: {path}", "missing_file")
+            raise InputError(f"{key} file not found: {path}", kind="missing_file")
     out_dir, force_pack = resolve_output_dir(output_dir, obj.name)
     if scene is not None:
         problem = projection.camera_problem(scene)
         if problem:
-            raise _input_error(problem, "no_camera")
+            raise InputError(problem, kind="no_camera")
         try:
             mesh_path, camera_path = projection.write_inputs(obj, scene, depsgraph, out_dir)
         except ValueError as e:
-            raise _input_error(str(e), "bad_target") from None
+            raise InputError(str(e), kind="bad_target") from None
         except OSError as e:
-            raise _input_error(f"cannot write the projection inputs to {out_dir}: {e.strerror or e}", "bad_output") from None
+            raise InputError(f"cannot write the projection inputs to {out_dir}: {e.strerror or e}", kind="bad_output") from None
         request = dataclasses.replace(request, mesh=mesh_path, camera=camera_path)
     return dataclasses.replace(request, out_dir=out_dir), force_pack
 
@@ -158,7 +145,6 @@ class GenerationTask:
         self.stage = "start"
         self.fraction = 0.0  # of the whole job: one bar that only grows (protocol.overall_fraction)
         self.cancelling = False
-        self.tick_seconds: list[float] = []  # duration of every tick, for the stall benchmark
 
     @classmethod
     def from_context(cls, context, obj=None, request=None, **overrides):
@@ -190,27 +176,24 @@ class GenerationTask:
         return f"{STAGE_LABELS.get(self.stage, self.stage)} {int(100 * self.fraction)}%"
 
     def tick(self) -> str:
-        """Drain the worker's events without waiting; returns the job state."""
-        started = time.perf_counter()
+        """Drain the worker's events without waiting; returns the job's state in one word (its
+        `done`, `cancelled` and `failed` say the same)."""
         for event in self.job.poll():
             if event.get("type") == "progress":
                 self._progress(event.get("stage", ""), event.get("fraction", 0.0))
-        if self.job.state == "done":
+        if self.job.result is not None:
             self.result = self.job.result
             self.fraction = 1.0
-        self.tick_seconds.append(time.perf_counter() - started)
         return self.job.state
 
     def cancel(self) -> None:
-        if self.job is not None and self.job.state == "running":
+        if self.job is not None and not self.job.done:
             self.cancelling = True
             self.job.cancel()
 
     @property
     def error_message(self) -> str:
         error = self.job.error if self.job is not None else None
-        if isinstance(error, dict):
-            return error.get("message") or str(error)
         return str(error) if error else "the worker failed without a message"
 
     # -- blocking (EXEC, batch) --
@@ -235,13 +218,10 @@ class GenerationTask:
     # -- both --
     def apply(self):
         """Put the result on the object's material (the step that touches Blender data)."""
-        started = time.perf_counter()
         obj = bpy.data.objects.get(self.object_name)
         if obj is None:
-            raise _input_error(f"object {self.object_name!r} was removed while its texture was generated", "bad_target")
-        material = materials.apply_outputs(obj, self.result["outputs"], pack=self.pack)
-        self.tick_seconds.append(time.perf_counter() - started)
-        return material
+            raise InputError(f"object {self.object_name!r} was removed while its texture was generated", kind="bad_target")
+        return materials.apply_outputs(obj, self.result["outputs"], pack=self.pack)
 
 
 def _set_status(context, props, stage="", fraction=0.0, message="", error=""):
@@ -295,7 +275,7 @@ class HUMANTEX_OT_generate(bpy.types.Operator):
             _set_status(context, scene.humantex, stage="start")
             task.run_blocking(lambda stage, fraction: _set_status(context, scene.humantex, stage, fraction))
             material = task.apply()
-        except _user_errors() as e:
+        except USER_ERRORS as e:
             return self._fail(context, scene, str(e))
         return self._done(context, scene, task, material)
 
@@ -306,7 +286,7 @@ class HUMANTEX_OT_generate(bpy.types.Operator):
         try:
             task = GenerationTask.from_context(context)
             task.start()
-        except _user_errors() as e:
+        except USER_ERRORS as e:
             return self._fail(context, scene, str(e))
         # The scene is remembered by name: the user may switch scenes while the job runs.
         self._task, self._scene_name = task, scene.name_full
@@ -336,20 +316,21 @@ class HUMANTEX_OT_generate(bpy.types.Operator):
             return {"CANCELLED"}
         if event.type != "TIMER":  # any timer will do: a tick is a cheap, non-blocking drain
             return {"PASS_THROUGH"}
+        job = task.job
         try:
-            state = task.tick()
-            if state == "done":
+            task.tick()
+            if task.result is not None:
                 material = task.apply()
                 self._finish(context)
                 return self._done(context, scene, task, material)
-        except _user_errors() as e:
+        except USER_ERRORS as e:
             self._finish(context)
             return self._fail(context, scene, str(e))
-        if state == "cancelled":
+        if job.cancelled:
             self._finish(context)
             _set_status(context, scene.humantex, message="cancelled")
             return {"CANCELLED"}
-        if state == "error":
+        if job.failed:
             self._finish(context)
             return self._fail(context, scene, task.error_message)
         _set_status(context, scene.humantex, task.stage, task.fraction, message=STAGE_LABELS["cancelling"] if task.cancelling else "")

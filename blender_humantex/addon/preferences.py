@@ -10,12 +10,12 @@ import importlib.util
 import os
 import sys
 from dataclasses import dataclass
-from pathlib import Path
 
 import bpy
 
+from ..core.files import DEFAULT_WEIGHTS_DIR
+
 TOP_PACKAGE = __package__.rpartition(".")[0]
-BUNDLED_WEIGHTS = Path(__file__).resolve().parent.parent / "weights"
 DEFAULT_OUTPUT_DIR = "//humantex/"
 
 # Blender 4.5+ warns about "//" in a preferences path unless the property says it is blend-relative
@@ -304,6 +304,6 @@ class HumantexPreferences(bpy.types.AddonPreferences):
         layout.prop(self, "device")
         layout.prop(self, "weights_dir")
         if not self.weights_dir:
-            draw_message(layout, context, f"Empty: bundled weights ({BUNDLED_WEIGHTS})", icon="INFO")
+            draw_message(layout, context, f"Empty: bundled weights ({DEFAULT_WEIGHTS_DIR})", icon="INFO")
         layout.prop(self, "output_dir")
         layout.prop(self, "pack_images")

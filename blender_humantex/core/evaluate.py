@@ -135,7 +135,8 @@ def evaluate(out_dir, weights_dir=None, dev_dir=None, procedural: int = 0, masks
     from .data import dev_eval_set
     from .data.datasets import validation_eval_set
     from .data.visibility import DEV_PROTOCOL_MASKS
-    from .imageio import write_json, write_png, write_text
+    from .files import write_json, write_text
+    from .imageio import write_png
     from .pipeline import Pipeline
     from .uv_layout import get_layout
 

@@ -7,6 +7,7 @@ Standard library only: the add-on (Blender's Python) uses it too.
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -43,3 +44,16 @@ def atomic_write(path, save) -> Path:
             os.unlink(tmp)
         raise
     return path
+
+
+def write_text(path, text: str) -> Path:
+    def save(tmp):
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+
+    return atomic_write(path, save)
+
+
+def write_json(path, obj) -> Path:
+    """Indented, keys sorted, one newline at the end: diffable, and the same bytes for the same data."""
+    return write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")

@@ -31,6 +31,7 @@ import numpy as np
 
 from ..version import __version__
 from .errors import HumantexError, InputError
+from .files import write_json
 from .imageio import to_u8
 from .layers import LAYERS
 from .pipeline import VISIBLE_EPS, Layers, Pipeline, check_method, check_size
@@ -298,7 +299,7 @@ class _Job:
             outputs["sheet"] = imageio.write_png(self.out_dir / OUTPUT_FILES["sheet"], sheet)
             self.timings["write"] = time.perf_counter() - started
             meta["timings"] = {k: round(v, 4) for k, v in self.timings.items()}
-            outputs["meta"] = imageio.write_json(self.out_dir / OUTPUT_FILES["meta"], meta)
+            outputs["meta"] = write_json(self.out_dir / OUTPUT_FILES["meta"], meta)
         except OSError as e:
             raise HumantexError(f"cannot write to output folder {self.out_dir}: {e.strerror or e}",
                                 kind="bad_output") from None

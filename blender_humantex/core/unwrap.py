@@ -30,7 +30,8 @@ from pathlib import Path
 import numpy as np
 
 from .errors import InputError
-from .imageio import DEFAULT_MAX_PIXELS, read_raw_u8, read_rgb, write_json, write_png
+from .files import write_json
+from .imageio import DEFAULT_MAX_PIXELS, read_raw_u8, read_rgb, write_png
 from .uv_layout import DP_GRID, LAYOUT_ID, check_size, get_layout, rasterize_triangles
 
 # The unwrap's own texture sizes, inside uv_layout's MIN_SIZE..MAX_SIZE (see working_size).
