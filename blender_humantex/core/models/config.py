@@ -60,7 +60,7 @@ class ModelConfig:
     grid_prior: str = "none"
     prior_slots: int = 16
     prior_temperature: float = 0.01
-    prior_passes: int = 3
+    prior_passes: int = 6
     pca_input: bool = False
 
     def __post_init__(self):

@@ -35,6 +35,7 @@ import numpy as np
 from ..errors import WeightsError
 
 PRIOR_FORMAT = "blender_humantex.correspondence_prior.v1"
+FILL_PASS_SIZE = 128  # passes after the first (filling from filled texels) run at most at this size
 
 
 @dataclass(frozen=True)
@@ -208,14 +209,12 @@ class PriorSampler:
         """
         import torch
 
-        from .networks import identity_grid, resize
+        from .networks import identity_grid, resize, resize_partial
 
         n, _, h, w = partial_texture.shape
         r = self.size
         texture, known = partial_texture, visibility
-        identity = identity_grid(n, h, w, partial_texture.device)  # N×H×W×2
         for step in range(self.passes):
-            base = identity + offset.permute(0, 2, 3, 1) if (offset is not None and step == 0) else identity
             seen = (resize(known, (r, r)) > 0.5).reshape(n, -1)  # N×r²
             if not (self.chart & ~seen).any():
                 break
@@ -223,8 +222,16 @@ class PriorSampler:
             used = slot_weight.flatten(2).any(-1).any(0)  # slots: which hold a source anywhere in the batch
             if not used.any():
                 break
-            premultiplied = torch.cat([texture * known, known], dim=1)  # N×4×H×W
+            # The first pass reads the photo's own texels at full resolution (the detail); later passes
+            # only spread what the first filled into regions with no seen source, at most at 128².
+            size = (h, w) if step == 0 else (min(h, FILL_PASS_SIZE), min(w, FILL_PASS_SIZE))
+            source, weight = (texture, known) if size == (h, w) else resize_partial(texture, known, size)
+            base = identity_grid(n, *size, partial_texture.device)  # N×h×w×2
+            if offset is not None and step == 0:
+                base = base + offset.permute(0, 2, 3, 1)
+            premultiplied = torch.cat([source * weight, weight], dim=1)  # N×4×h×w
             total = self._sample_slots(premultiplied, base, slot_offset[:, used], slot_weight[:, used])
+            total = resize(total, (h, w))
             reached = (total[:, 3:] > 1e-3).float()  # N×1×H×W: some seen colour arrived
             colour = total[:, :3] / total[:, 3:].clamp_min(1e-3)
             fill = reached * (1 - known)
