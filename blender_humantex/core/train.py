@@ -498,7 +498,7 @@ class Trainer:
         self.out.mkdir(parents=True, exist_ok=True)
         total_samples = cfg.iters * cfg.batch * self.dist.world
         dataset = make_dataset(cfg.data, "train", cfg.size, max(total_samples, 1), cfg.seed)
-        if cfg.cache:
+        if cfg.cache and self.step < cfg.iters:  # (a resumed run that is already done only exports)
             dataset = CachedDataset(dataset, cfg.cache, self.num_workers, transform=self.refiner_inputs)
         loader = torch.utils.data.DataLoader(
             dataset, batch_size=cfg.batch, collate_fn=_collate, num_workers=self.num_workers,
