@@ -29,6 +29,7 @@ prior's cells (no blocks).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -84,50 +85,30 @@ def build_prior(textures: np.ndarray, valid: np.ndarray, chart: np.ndarray, k: i
 
 
 def save_prior(path, sources: np.ndarray, cost: np.ndarray, size: int, metadata: dict):
-    from safetensors.numpy import save_file
-
-    from ..files import atomic_write
     from ..uv_layout import get_layout
+    from .weights import write_data_model
 
     # Only chart texels have sources: store their rows (77% of the square), with 16-bit indices.
+    # (contiguous copies: safetensors writes an array's buffer as it lies in memory)
     rows = np.flatnonzero(get_layout(size).chart_mask.reshape(-1))
     index_dtype = np.uint16 if size * size <= 1 << 16 else np.int32
     tensors = {"sources": np.ascontiguousarray(sources[rows], index_dtype),
                "cost": np.ascontiguousarray(np.minimum(cost[rows], 6e4), np.float16)}
-    meta = {"format": PRIOR_FORMAT, "size": str(size), "k": str(sources.shape[1])}
-    meta.update({key: str(value) for key, value in metadata.items()})
-    return atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=meta))
+    return write_data_model(path, tensors, PRIOR_FORMAT, {"size": size, "k": sources.shape[1], **metadata})
 
 
 def load_prior(path) -> CorrespondencePrior:
     """Read a prior file; anything missing or inconsistent is a one-line WeightsError."""
-    from pathlib import Path
+    from ..uv_layout import get_layout
+    from .weights import read_data_model
 
-    from safetensors import safe_open
-
-    path = Path(path)
-    if not path.is_file():
-        raise WeightsError(f"correspondence prior not found: {path}")
-    try:
-        with safe_open(str(path), framework="numpy") as f:
-            meta = dict(f.metadata() or {})
-            sources, cost = f.get_tensor("sources"), f.get_tensor("cost")
-    except Exception as e:  # safetensors raises several types for damaged files
-        raise WeightsError(f"cannot read correspondence prior {path.name}: {e}") from None
-    if meta.get("format") != PRIOR_FORMAT:
-        raise WeightsError(f"{path.name} is not a correspondence prior (format {meta.get('format')!r})")
-    from ..uv_layout import LAYOUT_ID, get_layout
-
-    if meta.get("uv_layout") != LAYOUT_ID:
-        raise WeightsError(f"{path.name} was built for UV layout {meta.get('uv_layout')!r}, not {LAYOUT_ID!r}")
-    size = int(meta.get("size", "0"))
-    if not 8 <= size <= 1024:
-        raise WeightsError(f"{path.name}: size {size} is not a prior size")
+    meta, tensors, size = read_data_model(path, PRIOR_FORMAT, "correspondence prior", ("sources", "cost"))
+    sources, cost, name = tensors["sources"], tensors["cost"], Path(path).name
     rows = np.flatnonzero(get_layout(size).chart_mask.reshape(-1))
     if sources.shape != cost.shape or sources.ndim != 2 or sources.shape[0] != len(rows):
-        raise WeightsError(f"{path.name}: sources {sources.shape} and cost {cost.shape} do not fit size {size}")
+        raise WeightsError(f"{name}: sources {sources.shape} and cost {cost.shape} do not fit size {size}")
     if sources.size and int(sources.max()) >= size * size:
-        raise WeightsError(f"{path.name}: a source index lies outside the {size}² atlas")
+        raise WeightsError(f"{name}: a source index lies outside the {size}² atlas")
     full_sources = np.zeros((size * size, sources.shape[1]), np.int64)
     full_cost = np.full((size * size, sources.shape[1]), np.inf, np.float32)
     full_sources[rows], full_cost[rows] = sources, cost

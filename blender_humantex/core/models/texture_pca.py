@@ -41,49 +41,31 @@ def fit_pca(textures: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def save_pca(path, mean: np.ndarray, basis: np.ndarray, metadata: dict):
-    from safetensors.numpy import save_file
-
-    from ..files import atomic_write
     from ..uv_layout import get_layout
+    from .weights import write_data_model
 
     size = mean.shape[0]
     chart = get_layout(size).chart_mask  # only chart texels are stored (77% of the square)
-    meta = {"format": PCA_FORMAT, "size": str(size), "k": str(basis.shape[0])}
-    meta.update({key: str(value) for key, value in metadata.items()})
     # safetensors writes an array's buffer as it lies in memory: boolean indexing on a middle axis
     # leaves it non-C-ordered, so make it contiguous first
     tensors = {"mean": np.ascontiguousarray(mean[chart], np.float16),
                "basis": np.ascontiguousarray(basis[:, chart], np.float16)}
-    return atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=meta))
+    return write_data_model(path, tensors, PCA_FORMAT, {"size": size, "k": basis.shape[0], **metadata})
 
 
 def load_pca(path) -> TexturePCA:
+    """Read a PCA file; anything missing or inconsistent is a one-line WeightsError."""
     from pathlib import Path
 
-    from safetensors import safe_open
+    from ..uv_layout import get_layout
+    from .weights import read_data_model
 
-    path = Path(path)
-    if not path.is_file():
-        raise WeightsError(f"texture PCA not found: {path}")
-    try:
-        with safe_open(str(path), framework="numpy") as f:
-            meta = dict(f.metadata() or {})
-            mean, basis = f.get_tensor("mean"), f.get_tensor("basis")
-    except Exception as e:  # safetensors raises several types for damaged files
-        raise WeightsError(f"cannot read texture PCA {path.name}: {e}") from None
-    if meta.get("format") != PCA_FORMAT:
-        raise WeightsError(f"{path.name} is not a texture PCA (format {meta.get('format')!r})")
-    from ..uv_layout import LAYOUT_ID, get_layout
-
-    if meta.get("uv_layout") != LAYOUT_ID:
-        raise WeightsError(f"{path.name} was built for UV layout {meta.get('uv_layout')!r}, not {LAYOUT_ID!r}")
-    size = int(meta.get("size", "0"))
-    if not 8 <= size <= 1024:
-        raise WeightsError(f"{path.name}: size {size} is not a PCA size")
+    meta, tensors, size = read_data_model(path, PCA_FORMAT, "texture PCA", ("mean", "basis"))
+    mean, basis = tensors["mean"], tensors["basis"]
     chart = get_layout(size).chart_mask
     n = int(chart.sum())
     if mean.shape != (n, 3) or basis.ndim != 3 or basis.shape[1:] != (n, 3):
-        raise WeightsError(f"{path.name}: mean {mean.shape} and basis {basis.shape} do not fit size {size}")
+        raise WeightsError(f"{Path(path).name}: mean {mean.shape} and basis {basis.shape} do not fit size {size}")
     full_mean = np.zeros((size, size, 3), np.float32)
     full_basis = np.zeros((basis.shape[0], size, size, 3), np.float32)
     full_mean[chart], full_basis[:, chart] = mean, basis
