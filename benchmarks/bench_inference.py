@@ -57,6 +57,12 @@ def ensure_weights(weights_dir: str | None) -> tuple[Path, str]:
     folder = Path(tempfile.mkdtemp(prefix="humantex-bench-weights-"))
     for kind, cls in (("sampler", SamplerNet), ("refiner", RefinerNet), ("lazova", LazovaNet)):
         save_model(cls(), folder / WEIGHT_FILES[kind], data="random (benchmark)", command="bench_inference.py")
+    import shutil
+
+    from blender_humantex.core.models.weights import PCA_FILE, PRIOR_FILE
+
+    for name in (PRIOR_FILE, PCA_FILE):  # the shipped configs need the closed-form models beside them
+        shutil.copy2(DEFAULT_WEIGHTS_DIR / name, folder / name)
     return folder, "RANDOM weights of the shipped configs (no trained weights installed)"
 
 
