@@ -109,7 +109,7 @@ class ModelConfig:
             # The correspondence prior does the long-range work; the learned offset is a small,
             # smooth correction (max 0.1 = 13 texels at 256²), so a small network at 64² suffices.
             return cls(kind="sampler", ngf=16, n_down=3, n_res=2, net_size=64, max_offset=0.1,
-                       norm="none", grid_prior="correspondence", prior_passes=6)
+                       norm="none", grid_prior="correspondence", prior_slots=8, prior_passes=6)
         if kind in ("refiner", "lazova"):
             # ngf 16 (widths 16..64, 6 bottleneck blocks, 0.97M parameters) keeps `complete` at 256² within
             # its 0.3 s CPU budget; the paper-like ngf 64 costs ~1.2 s (benchmarks/bench_inference.py). Same backbone for the

@@ -193,32 +193,49 @@ class PriorSampler:
         from .networks import identity_grid, resize, resize_partial
 
         n, _, h, w = partial_texture.shape
+        # Pass 1 reads the photo's own texels at full resolution (the detail).
+        base = identity_grid(n, h, w, partial_texture.device)
+        if offset is not None:
+            base = base + offset.permute(0, 2, 3, 1)
+        texture, known, _ = self._fill_pass(partial_texture, visibility, base)
+        if self.passes == 1:
+            return texture, known
+        # Later passes only spread what pass 1 filled into regions with no seen source: at most at 128²,
+        # composited into the full-resolution texture once.
+        size = (min(h, FILL_PASS_SIZE), min(w, FILL_PASS_SIZE))
+        small, small_known = resize_partial(texture, known, size) if size != (h, w) else (texture, known)
+        identity = identity_grid(n, *size, partial_texture.device)
+        for _ in range(self.passes - 1):
+            small, small_known, progressed = self._fill_pass(small, small_known, identity)
+            if not progressed:
+                break
+        reached = (resize(small_known, (h, w)) > 0.5).float()  # N×1×H×W
+        fill = reached * (1 - known)
+        texture = texture * (1 - fill) + resize(small, (h, w)) * fill
+        return texture, torch.maximum(known, reached)
+
+    def _fill_pass(self, texture, known, base):
+        """One pass at texture's size: unseen chart texels mix their seen sources (grids base + offset_j).
+        -> (texture, known, whether anything was filled)."""
+        import torch
+
+        from .networks import resize
+
+        n, _, h, w = texture.shape
         r = self.size
-        texture, known = partial_texture, visibility
-        for step in range(self.passes):
-            seen = (resize(known, (r, r)) > 0.5).reshape(n, -1)  # N×r²
-            if not (self.chart & ~seen).any():
-                break
-            slot_offset, slot_weight = self.slot_grids(seen)  # N×slots×2×r×r, N×slots×1×r×r
-            used = slot_weight.flatten(2).any(-1).any(0)  # slots: which hold a source anywhere in the batch
-            if not used.any():
-                break
-            # The first pass reads the photo's own texels at full resolution (the detail); later passes
-            # only spread what the first filled into regions with no seen source, at most at 128².
-            size = (h, w) if step == 0 else (min(h, FILL_PASS_SIZE), min(w, FILL_PASS_SIZE))
-            source, weight = (texture, known) if size == (h, w) else resize_partial(texture, known, size)
-            base = identity_grid(n, *size, partial_texture.device)  # N×h×w×2
-            if offset is not None and step == 0:
-                base = base + offset.permute(0, 2, 3, 1)
-            premultiplied = torch.cat([source * weight, weight], dim=1)  # N×4×h×w
-            total = self._sample_slots(premultiplied, base, slot_offset[:, used], slot_weight[:, used])
-            total = resize(total, (h, w))
-            reached = (total[:, 3:] > 1e-3).float()  # N×1×H×W: some seen colour arrived
-            colour = total[:, :3] / total[:, 3:].clamp_min(1e-3)
-            fill = reached * (1 - known)
-            texture = texture * (1 - fill) + colour * fill
-            known = torch.maximum(known, reached)
-        return texture, known
+        seen = (resize(known, (r, r)) > 0.5).reshape(n, -1)  # N×r²
+        if not (self.chart & ~seen).any():
+            return texture, known, False
+        slot_offset, slot_weight = self.slot_grids(seen)  # N×slots×2×r×r, N×slots×1×r×r
+        used = slot_weight.flatten(2).any(-1).any(0)  # slots: which hold a source anywhere in the batch
+        if not used.any():
+            return texture, known, False
+        premultiplied = torch.cat([texture * known, known], dim=1)  # N×4×h×w
+        total = self._sample_slots(premultiplied, base, slot_offset[:, used], slot_weight[:, used])
+        reached = (total[:, 3:] > 1e-3).float()  # N×1×h×w: some seen colour arrived
+        colour = total[:, :3] / total[:, 3:].clamp_min(1e-3)
+        fill = reached * (1 - known)
+        return texture * (1 - fill) + colour * fill, torch.maximum(known, reached), True
 
     @staticmethod
     def _sample_slots(premultiplied, base, slot_offset, slot_weight, max_texels: int = 1 << 21):
@@ -233,10 +250,12 @@ class PriorSampler:
         total = torch.zeros_like(premultiplied)
         for start in range(0, slots, per_call):
             k = min(per_call, slots - start)
+            if not slot_weight[:, start : start + k].any():
+                continue
             offsets = F.interpolate(slot_offset[:, start : start + k].flatten(0, 1), size=(h, w), mode="nearest")
             weights = F.interpolate(slot_weight[:, start : start + k].flatten(0, 1), size=(h, w), mode="nearest")
-            grid = base.repeat_interleave(k, 0) + offsets.permute(0, 2, 3, 1)  # (N·k)×H×W×2
-            sources = premultiplied.repeat_interleave(k, 0)  # (N·k)×4×H×W
+            grid = (base.repeat_interleave(k, 0) if k > 1 else base) + offsets.permute(0, 2, 3, 1)  # (N·k)×H×W×2
+            sources = premultiplied.repeat_interleave(k, 0) if k > 1 else premultiplied  # (N·k)×4×H×W
             sampled = F.grid_sample(sources, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
             total += (weights * sampled).reshape(n, k, c, h, w).sum(1)
             del offsets, weights, grid, sources, sampled
