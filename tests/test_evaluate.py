@@ -83,20 +83,35 @@ def test_nothing_to_evaluate_is_a_clear_error(random_weights, tmp_path):
 
 
 def test_shipped_weights_are_trained_documented_and_small(repo):
-    """The weights in blender_humantex/weights are real training outputs, described by the model card."""
+    """The weights in blender_humantex/weights are real training outputs on the real training split,
+    described by the model card; the closed-form prior and PCA travel with them."""
+    from blender_humantex.core.data.textures import texture_files
     from blender_humantex.core.models import load_model, read_metadata
+    from blender_humantex.core.models.correspondence import load_prior
+    from blender_humantex.core.models.texture_pca import load_pca
+    from blender_humantex.core.models.weights import PCA_FILE, PRIOR_FILE
 
     folder = repo / "blender_humantex" / "weights"
     card = (folder / "MODEL_CARD.md").read_text()
     files = {kind: folder / f"{kind}.safetensors" for kind in ("sampler", "refiner", "lazova")}
-    assert sum(p.stat().st_size for p in files.values()) <= 40 * 2**20
+    everything = [*files.values(), folder / PRIOR_FILE, folder / PCA_FILE]
+    assert sum(p.stat().st_size for p in everything) <= 25 * 2**20
     for kind, path in files.items():
-        load_model(path, kind)  # shapes, layout id and config check out
+        model = load_model(path, kind)  # shapes, layout id and config check out; prior / PCA attached
+        assert model.prior is not None if kind == "sampler" else True
+        assert model.pca is not None if kind == "refiner" else True
         meta = read_metadata(path)
-        assert int(meta["iterations"]) >= 500 and meta["command"].startswith(f"humantex train {kind}")
-        assert "procedural" in meta["data"]
-        assert f"{int(meta['iterations'])} iterations" in card or f"to {int(meta['iterations'])}" in card, kind
+        iterations = int(meta["iterations"])
+        assert iterations >= 400 and meta["command"].startswith(f"humantex train {kind}")
+        assert "SMPLitex" in meta["data"] and "no dev textures" in meta["data"]
+        assert f"{iterations} steps" in card or f"step {iterations}" in card, kind
         train_config = json.loads(meta["train_config"])
+        assert train_config["data"] == "real"
         if kind != "sampler":
-            assert "SUBSTITUTE" in meta["perceptual_loss"] and train_config["loss"]["perceptual_backbone"] == "alex"
-    assert "VGG19" in card and "CC BY-NC" in card
+            assert train_config["loss"]["adversarial"] is False and train_config["crop"] == 128
+    validation = {p.stem for p in texture_files("validation")}
+    for model in (load_prior(folder / PRIOR_FILE), load_pca(folder / PCA_FILE)):
+        used = set(model.metadata["textures"].split(","))
+        assert used and not used & validation
+    for words in ("VGG19", "CC BY-NC", "non-commercial", "SMPLitex", "TexDreamer", "humantex train prior"):
+        assert words in card, words
