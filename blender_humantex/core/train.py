@@ -72,6 +72,7 @@ class TrainConfig:
     ckpt_every: int = 1000
     log_every: int = 10
     sampler: str | None = None  # refiner only: the frozen sampler's weights
+    init: str | None = None  # fine-tuning: start from these weights (same kind and config), fresh optimiser
     model: dict = field(default_factory=dict)
     loss: dict = field(default_factory=dict)
 
@@ -245,6 +246,8 @@ class Trainer:
         cfg.loss = self.loss_config.to_dict()
 
         self.model = build_model(self.model_config)
+        if cfg.init:
+            self._load_init(cfg.init)
         if cfg.data_models:
             from .models.weights import attach_data_models
 
@@ -289,6 +292,16 @@ class Trainer:
         chart = torch.from_numpy(get_layout(cfg.size).chart_mask.astype(np.float32))
         self.chart_mask = chart[None, None].to(self.device)
         self.amp_dtype = (torch.bfloat16 if self.cuda and torch.cuda.is_bf16_supported() else torch.float16)
+
+    def _load_init(self, path) -> None:
+        """--init: a fine-tuning run starts from exported weights of the same kind and network config."""
+        if not Path(path).is_file():
+            raise InputError(f"--init: no such weights file: {path}", kind="missing_file")
+        start = load_model(path, self.cfg.kind)  # WeightsError (a one-line message) on a wrong kind or layout
+        if start.config != self.model_config:
+            raise InputError(f"--init: {Path(path).name} was built with a different network config than this run's",
+                             kind="bad_argument")
+        self.model.load_state_dict(start.state_dict())
 
     def _frozen_sampler(self):
         """The refiner's input stage: a trained sampler (--sampler), else the correspondence prior alone
@@ -604,7 +617,7 @@ def config_from_args(args) -> TrainConfig:
                          kind="bad_argument")
     loss = LossConfig(perceptual_backbone=args.perceptual_backbone,
                       perceptual_weights=args.perceptual_weights, ndf=args.ndf, num_d=args.num_d,
-                      adversarial=not args.no_adversarial)
+                      adversarial=not args.no_adversarial, ssim=args.ssim_weight)
     if args.kind == "sampler" and base.get("grid_prior") == "correspondence":
         loss = dataclasses.replace(loss, grid_guidance=0.0, grid_landing=0.0)  # the prior already lands on seen texels
     for name in ("iters", "batch", "size"):
@@ -614,4 +627,4 @@ def config_from_args(args) -> TrainConfig:
                        betas=(args.beta1, args.beta2), data=args.data, cache=args.cache, seed=args.seed,
                        sample_every=args.sample_every, ckpt_every=args.ckpt_every, log_every=args.log_every,
                        sampler=args.sampler, model=base, loss=loss.to_dict(), crop=args.crop,
-                       data_models=args.data_models)
+                       data_models=args.data_models, init=args.init)

@@ -46,6 +46,9 @@ def add_arguments(name, parser) -> None:
         "(from `humantex train prior`)")
     add("--no-adversarial", action="store_true",
         help="refiner/lazova: 10·L1 + 1·LPIPS only (no discriminator, perceptual or FM terms)")
+    add("--ssim-weight", type=float, default=LossConfig().ssim,
+        help="refiner/lazova with --no-adversarial: add this weight × (1 - SSIM) to the loss (ours; 0 = off)")
+    add("--init", help="start from these exported weights (fine-tuning; same kind and network config)")
     add("--pca-ridge", type=float, default=0.03, help="prior: ridge of the PCA conditional mean")
     add("--prior-size", type=int, default=128, help="prior: atlas resolution of the correspondence prior")
     add("--prior-k", type=int, default=64, help="prior: sources kept per texel")
