@@ -140,3 +140,30 @@ def test_real_texture_split_is_fixed_and_disjoint():
     t2uv = [i for i, n in enumerate(names) if n.startswith("t2uv")]
     assert t2uv and all(valid[i].sum() <= chart.sum() for i in t2uv)
     assert not textures[:, ~chart].any()
+
+
+def test_sparse_slot_sampling_equals_the_dense_sum_and_passes_gradients():
+    """_sample_slots evaluates Σ_j w_j · grid_sample(·, base + offset_j) only where some w_j > 0; the
+    dense sum over every texel is the reference (also for an output size the slot maps don't divide)."""
+    import torch.nn.functional as F
+
+    g = torch.Generator().manual_seed(0)
+    n, slots, r = 2, 5, 8
+    for h, w in ((32, 32), (20, 28)):
+        premultiplied = torch.rand(n, 4, h, w, generator=g)
+        base = (torch.rand(n, h, w, 2, generator=g) * 2 - 1).requires_grad_()
+        offset = torch.randn(n, slots, 2, r, r, generator=g) * 0.2
+        weight = torch.rand(n, slots, 1, r, r, generator=g) * (torch.rand(n, slots, 1, r, r, generator=g) > 0.6)
+        weight[1] = 0  # an item with nothing to fill
+        dense = torch.zeros(n, 4, h, w)
+        for j in range(slots):
+            off = F.interpolate(offset[:, j], size=(h, w), mode="nearest").permute(0, 2, 3, 1)
+            wj = F.interpolate(weight[:, j], size=(h, w), mode="nearest")
+            dense = dense + wj * F.grid_sample(premultiplied, base + off, mode="bilinear", padding_mode="zeros",
+                                               align_corners=False)
+        sparse = PriorSampler._sample_slots(premultiplied, base, offset, weight, max_texels=64)
+        torch.testing.assert_close(sparse, dense, atol=1e-6, rtol=1e-5)
+        assert sparse[1].abs().max() == 0
+        (grad_sparse,) = torch.autograd.grad(sparse.sum(), base)
+        (grad_dense,) = torch.autograd.grad(dense.sum(), base)
+        torch.testing.assert_close(grad_sparse, grad_dense, atol=1e-5, rtol=1e-4)

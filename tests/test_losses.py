@@ -183,3 +183,35 @@ def test_landing_term_is_zero_when_every_unseen_texel_samples_a_seen_one():
     grid[:, :, size // 2 :, 0] -= 1.0  # the right half reads the left half (half the width to the left)
     assert float(SamplerLoss().grid_landing_loss(visibility, grid)) == pytest.approx(0.0, abs=1e-6)
     assert float(SamplerLoss().grid_landing_loss(visibility, identity_grid(1, size, size))) == pytest.approx(1.0)
+
+
+def test_ssim_map_matches_the_evaluation_metric():
+    """The training term uses the evaluation's SSIM (scikit-image, Wang et al. settings); borders aside,
+    where the two pad differently, the maps agree to float precision."""
+    import numpy as np
+    from skimage.metrics import structural_similarity
+
+    from blender_humantex.core.losses import ssim_map
+
+    pred, target = _pair(size=48)
+    smap = ssim_map(pred.double(), target.double())[0, 0].numpy()
+    _, ref = structural_similarity(target[0].permute(1, 2, 0).double().numpy(), pred[0].permute(1, 2, 0).double().numpy(),
+                                   channel_axis=2, data_range=1.0, gaussian_weights=True, sigma=1.5,
+                                   use_sample_covariance=False, full=True)
+    assert np.abs(smap - ref.mean(2))[5:-5, 5:-5].max() < 1e-9
+    assert float(ssim_map(target, target).min()) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_ssim_term_is_added_with_its_weight_and_off_by_default():
+    from blender_humantex.core.losses import TextureLoss, ssim_map
+
+    pred, target = _pair()
+    chart = torch.zeros(1, 1, 64, 64)
+    chart[..., 8:56, 8:56] = 1
+    plain, plain_terms = TextureLoss()(pred, target, chart)
+    assert "dssim" not in plain_terms
+    total, terms = TextureLoss(LossConfig(ssim=3.0))(pred, target, chart)
+    smap = ssim_map(pred * chart, target * chart)
+    expected = 1 - float((smap * chart).sum() / (chart.sum() * 2))  # 2 images in the batch
+    assert float(terms["dssim"]) == pytest.approx(expected, rel=1e-5)
+    assert float(total) == pytest.approx(float(plain) + 3.0 * expected, rel=1e-5)

@@ -183,3 +183,23 @@ def test_real_data_refiner_on_crops_without_adversary(data_models, tmp_path):
     log = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
     assert set(log[0]) >= {"l1", "lpips"} and "gan" not in log[0]
     assert (tmp_path / "samples" / "step_000002.png").is_file()
+
+
+def test_fine_tuning_starts_from_init_weights_and_adds_the_ssim_term(data_models, tmp_path, capsys):
+    recipe = ["--data", "real", "--data-models", str(data_models), "--no-adversarial", "--crop", "32", "--cache", "2"]
+    assert train("refiner", tmp_path / "base", "--iters", "2", *recipe) == 0
+    start = tmp_path / "base" / "refiner.safetensors"
+    # with lr 0 a fine-tuning run exports exactly the weights it started from
+    assert train("refiner", tmp_path / "ft", "--iters", "1", "--lr", "0", "--init", str(start), "--ssim-weight", "2",
+                 *recipe) == 0
+    before, after = tensors(start), tensors(tmp_path / "ft" / "refiner.safetensors")
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    cfg = json.loads(read_metadata(tmp_path / "ft" / "refiner.safetensors")["train_config"])
+    assert cfg["init"] == str(start) and cfg["loss"]["ssim"] == 2.0
+    log = [json.loads(line) for line in (tmp_path / "ft" / "log.jsonl").read_text().splitlines()]
+    assert 0 < log[-1]["dssim"] < 1
+    # a file of another kind, or a missing one, is a one-line error
+    assert train("sampler", tmp_path / "s", "--iters", "1", "--init", str(start)) == 2
+    assert "holds refiner weights" in capsys.readouterr().err
+    assert train("refiner", tmp_path / "x", "--iters", "1", "--init", str(tmp_path / "nope.safetensors"), *recipe) == 2
+    assert "no such weights file" in capsys.readouterr().err

@@ -239,27 +239,48 @@ class PriorSampler:
 
     @staticmethod
     def _sample_slots(premultiplied, base, slot_offset, slot_weight, max_texels: int = 1 << 21):
-        """Σ_j w_j · grid_sample(premultiplied, base + offset_j); slots are folded into the batch, a few
-        at a time (at most `max_texels` sampled texels per call, which bounds memory at 4096²)."""
+        """Σ_j w_j · grid_sample(premultiplied, base + offset_j), evaluated only at the texels some slot
+        fills (the unseen chart texels): seen texels and the background get 0, as w_j is 0 there.
+        Why sparse: at 2048² and above the dense form sampled every texel once per slot (4× the old
+        single-grid time); the unseen texels are typically under half the atlas. Slots go into
+        grid_sample's output rows, a few at a time (at most `max_texels` samples per call: bounded memory).
+
+        premultiplied N×C×h×w, base N×h×w×2, slot_offset N×S×2×r×r, slot_weight N×S×1×r×r -> N×C×h×w.
+        """
         import torch
         import torch.nn.functional as F
 
         n, c, h, w = premultiplied.shape
-        slots = slot_offset.shape[1]
-        per_call = max(1, min(slots, max_texels // (n * h * w)))
-        total = torch.zeros_like(premultiplied)
-        for start in range(0, slots, per_call):
-            k = min(per_call, slots - start)
-            if not slot_weight[:, start : start + k].any():
+        slots, r = slot_offset.shape[1], slot_offset.shape[-1]
+        # nearest-neighbour upsampling of the r×r slot maps, as index maps (F.interpolate's own rounding)
+        rows = F.interpolate(torch.arange(r, dtype=torch.float32).view(1, 1, r), size=h, mode="nearest").long().view(h)
+        cols = F.interpolate(torch.arange(r, dtype=torch.float32).view(1, 1, r), size=w, mode="nearest").long().view(w)
+        rows, cols = rows.to(premultiplied.device), cols.to(premultiplied.device)
+        filled = slot_weight.flatten(1, 2).any(1)  # N×r×r: texels some slot fills
+        total = torch.zeros(n, c, h * w, dtype=premultiplied.dtype, device=premultiplied.device)
+        out = []
+        for i in range(n):
+            where = filled[i][rows][:, cols].reshape(-1).nonzero().squeeze(1)  # M flat indices into h×w
+            if where.numel() == 0:
+                out.append(total[i])
                 continue
-            offsets = F.interpolate(slot_offset[:, start : start + k].flatten(0, 1), size=(h, w), mode="nearest")
-            weights = F.interpolate(slot_weight[:, start : start + k].flatten(0, 1), size=(h, w), mode="nearest")
-            grid = (base.repeat_interleave(k, 0) if k > 1 else base) + offsets.permute(0, 2, 3, 1)  # (N·k)×H×W×2
-            sources = premultiplied.repeat_interleave(k, 0) if k > 1 else premultiplied  # (N·k)×4×H×W
-            sampled = F.grid_sample(sources, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-            total += (weights * sampled).reshape(n, k, c, h, w).sum(1)
-            del offsets, weights, grid, sources, sampled
-        return total
+            cell = rows[where // w] * r + cols[where % w]  # M: each texel's r×r cell
+            point = base[i].reshape(-1, 2)[where]  # M×2
+            offsets = slot_offset[i].flatten(2)[:, :, cell]  # S×2×M
+            weights = slot_weight[i].flatten(2)[:, 0, cell]  # S×M
+            acc = torch.zeros(c, where.numel(), dtype=premultiplied.dtype, device=premultiplied.device)
+            per_call = max(1, min(slots, max_texels // where.numel()))
+            for start in range(0, slots, per_call):
+                k = min(per_call, slots - start)
+                wk = weights[start : start + k]  # k×M
+                if not wk.any():
+                    continue
+                grid = point[None] + offsets[start : start + k].permute(0, 2, 1)  # k×M×2
+                sampled = F.grid_sample(premultiplied[i : i + 1], grid[None], mode="bilinear", padding_mode="zeros",
+                                        align_corners=False)[0]  # C×k×M
+                acc = acc + (sampled * wk[None]).sum(1)
+            out.append(total[i].index_add(1, where, acc))
+        return torch.stack(out).view(n, c, h, w)
 
 
 def torch_stack_slots(offset_x, offset_y, n: int, r: int):
