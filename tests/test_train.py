@@ -203,3 +203,32 @@ def test_fine_tuning_starts_from_init_weights_and_adds_the_ssim_term(data_models
     assert "holds refiner weights" in capsys.readouterr().err
     assert train("refiner", tmp_path / "x", "--iters", "1", "--init", str(tmp_path / "nope.safetensors"), *recipe) == 2
     assert "no such weights file" in capsys.readouterr().err
+
+
+def test_kept_checkpoints_average_to_their_mean_with_the_run_provenance(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert train("lazova", run, "--iters", "4", "--ckpt-every", "2", "--keep-checkpoints") == 0
+    kept = sorted((run / "checkpoints").glob("step_*.safetensors"))
+    assert [p.name for p in kept] == ["step_000002.safetensors", "step_000004.safetensors"]
+    a, b = tensors(kept[0]), tensors(run / "lazova.safetensors")
+    assert all(torch.equal(b[k], tensors(kept[1])[k]) for k in b)  # the last kept one is the export's weights
+    assert main(["train", "average", "--out", str(tmp_path / "avg"), "--checkpoints", str(kept[0]),
+                 str(run / "lazova.safetensors")]) == 0
+    mean = tensors(tmp_path / "avg" / "lazova.safetensors")
+    changed = [k for k in a if not torch.equal(a[k], b[k])]
+    assert changed  # the two steps differ, so the mean is a new point
+    for k in a:
+        torch.testing.assert_close(mean[k], (a[k].double() + b[k].double()).div(2).to(a[k].dtype))
+    meta, run_meta = read_metadata(tmp_path / "avg" / "lazova.safetensors"), read_metadata(run / "lazova.safetensors")
+    assert meta["weight_average"] == "mean of the weights at steps 2, 4"
+    assert meta["average_command"].startswith("humantex train average --out ")
+    assert meta["command"] == run_meta["command"] and meta["train_config"] == run_meta["train_config"]
+    assert load_model(tmp_path / "avg" / "lazova.safetensors", "lazova") is not None
+    # never over one of its inputs, and never of different configs
+    assert main(["train", "average", "--out", str(run), "--checkpoints", str(kept[0]), str(run / "lazova.safetensors")]) == 2
+    assert "is one of the --checkpoints" in capsys.readouterr().err
+    assert train("lazova", tmp_path / "other", "--iters", "1", "--ngf", "8") == 0
+    assert main(["train", "average", "--out", str(tmp_path / "x"), "--checkpoints", str(kept[0]),
+                 str(tmp_path / "other" / "lazova.safetensors")]) == 2
+    assert "different network configs" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()

@@ -26,6 +26,7 @@ import dataclasses
 import json
 import os
 import platform
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -72,6 +73,7 @@ class TrainConfig:
     ckpt_every: int = 1000
     log_every: int = 10
     sampler: str | None = None  # refiner only: the frozen sampler's weights
+    keep_checkpoints: bool = False  # also keep every checkpoint's weights as checkpoints/step_XXXXXX.safetensors
     init: str | None = None  # fine-tuning: start from these weights (same kind and config), fresh optimiser
     model: dict = field(default_factory=dict)
     loss: dict = field(default_factory=dict)
@@ -408,6 +410,10 @@ class Trainer:
             state["optimizer_d"] = self.opt_d.state_dict()
         save_model(self.model, self.weights_path(), data=self.data_description(), command=self.command,
                    extra={"step": str(self.step)})
+        if self.cfg.keep_checkpoints:  # (for checkpoint averaging: `humantex train average`)
+            kept = self.out / "checkpoints" / f"step_{self.step:06d}.safetensors"
+            kept.parent.mkdir(exist_ok=True)
+            atomic_write(kept, lambda tmp: shutil.copyfile(self.weights_path(), tmp))
         # the state is written last: a checkpoint is complete when both carry the same step
         atomic_write(self.state_path(), lambda tmp: torch.save(state, tmp))
 
@@ -478,8 +484,6 @@ class Trainer:
             return None
         if self.cfg.data_models:
             # The run folder becomes a complete weights folder: the closed-form models travel with the network.
-            import shutil
-
             from .models.weights import PCA_FILE, PRIOR_FILE
 
             for name in (PRIOR_FILE, PCA_FILE):
@@ -627,4 +631,4 @@ def config_from_args(args) -> TrainConfig:
                        betas=(args.beta1, args.beta2), data=args.data, cache=args.cache, seed=args.seed,
                        sample_every=args.sample_every, ckpt_every=args.ckpt_every, log_every=args.log_every,
                        sampler=args.sampler, model=base, loss=loss.to_dict(), crop=args.crop,
-                       data_models=args.data_models, init=args.init)
+                       data_models=args.data_models, init=args.init, keep_checkpoints=args.keep_checkpoints)

@@ -23,9 +23,10 @@ def add_arguments(name, parser) -> None:
     def add(*flags, **kwargs):
         options.append(parser.add_argument(*flags, **kwargs))
 
-    add("kind", choices=("prior", "sampler", "refiner", "lazova"),
+    add("kind", choices=("prior", "sampler", "refiner", "lazova", "average"),
         help="prior: build the correspondence prior and texture PCA (closed form, minutes); "
-             "sampler / refiner / lazova: train that network")
+             "sampler / refiner / lazova: train that network; "
+             "average: write the mean of --checkpoints (one network config) to --out/<kind>.safetensors")
     add("--out", required=True, help="run folder: checkpoints, previews, log, exported weights")
     add("--iters", type=int, default=d.iters, help=f"optimisation steps (paper: {d.iters})")
     add("--batch", type=int, default=d.batch, help="batch size per process (paper: 8)")
@@ -48,6 +49,10 @@ def add_arguments(name, parser) -> None:
         help="refiner/lazova: 10·L1 + 1·LPIPS only (no discriminator, perceptual or FM terms)")
     add("--ssim-weight", type=float, default=LossConfig().ssim,
         help="refiner/lazova with --no-adversarial: add this weight × (1 - SSIM) to the loss (ours; 0 = off)")
+    add("--keep-checkpoints", action="store_true",
+        help="keep every checkpoint's weights as --out/checkpoints/step_XXXXXX.safetensors (to average them)")
+    add("--checkpoints", nargs="+", metavar="FILE",
+        help="average: the weights files to average (list the run's exported weights last: its provenance is kept)")
     add("--init", help="start from these exported weights (fine-tuning; same kind and network config)")
     add("--pca-ridge", type=float, default=0.03, help="prior: ridge of the PCA conditional mean")
     add("--prior-size", type=int, default=128, help="prior: atlas resolution of the correspondence prior")
@@ -86,6 +91,8 @@ def run(name, args) -> int:
         print(f"[humantex] wrote {result['prior']} ({result['prior_s']:.0f} s) and {result['pca']} "
               f"({result['pca_s']:.0f} s)", file=sys.stderr, flush=True)
         return 0
+    if args.kind == "average":
+        return average(args)
     cfg = config_from_args(args)
     dist = Dist(args.device)
     try:
@@ -104,6 +111,23 @@ def run(name, args) -> int:
     return 0
 
 
+def average(args) -> int:
+    from ..models import average_weights, read_metadata
+
+    if not args.checkpoints or len(args.checkpoints) < 2:
+        raise InputError("average needs --checkpoints with at least two weights files", kind="bad_argument")
+    for path in args.checkpoints:
+        if not Path(path).is_file():
+            raise InputError(f"--checkpoints: no such file: {path}", kind="missing_file")
+    kind = read_metadata(args.checkpoints[-1]).get("kind", "model")
+    out = Path(args.out) / f"{kind}.safetensors"
+    if any(out.resolve() == Path(p).resolve() for p in args.checkpoints):
+        raise InputError(f"average: {out} is one of the --checkpoints; give another --out folder", kind="bad_argument")
+    average_weights(args.checkpoints, out, command=command_line(args))
+    print(f"[humantex] wrote {out} (mean of {len(args.checkpoints)} files)", file=sys.stderr, flush=True)
+    return 0
+
+
 def command_line(args) -> str:
     """The command that ran, as a user would type it (recorded in the weights).
 
@@ -118,7 +142,12 @@ def command_line(args) -> str:
         if value == action.default:
             continue
         flag = action.option_strings[-1]
-        words += [flag] if action.nargs == 0 else [flag, str(value)]
+        if action.nargs == 0:
+            words += [flag]
+        elif isinstance(value, list):
+            words += [flag, *map(str, value)]
+        else:
+            words += [flag, str(value)]
     world = int(os.environ.get("WORLD_SIZE", "1"))
     prefix = f"torchrun --nproc-per-node={world} -m blender_humantex train" if world > 1 else "humantex train"
     return " ".join([prefix, *map(shlex.quote, words)])

@@ -32,6 +32,7 @@ _EXPORTS = {
     "define_D": "discriminators",
     "define_method": "methods",
     "save_model": "weights",
+    "average_weights": "weights",
     "load_model": "weights",
     "read_metadata": "weights",
     "weights_id": "weights",

@@ -182,3 +182,46 @@ def weights_id(path) -> str:
     except OSError as e:
         raise WeightsError(f"cannot read weights file {Path(path).name}: {e.strerror or e}") from None
     return digest.hexdigest()[:16]
+
+
+# Metadata that describes one file's own writing; an average gets its own (save_model writes these).
+_WRITER_KEYS = ("format", "config", "kind", "uv_layout", "data", "command", "created")
+
+
+def average_weights(paths, out, command: str = "") -> Path:
+    """Write the mean of several weights files of one network config to `out` (checkpoint averaging:
+    the mean of a run's late checkpoints is smoother than any one of them).
+
+    The provenance is the last file's (list the run's exported weights last), plus `weight_average`
+    (which steps went in) and `average_command`. Raises WeightsError on files of different configs."""
+    from safetensors.torch import load_file
+
+    from .networks import build_model
+
+    paths = [Path(p) for p in paths]
+    if len(paths) < 2:
+        raise WeightsError("averaging needs at least two weights files")
+    metas = [read_metadata(p) for p in paths]
+    configs = {m.get("config") for m in metas}
+    if len(configs) != 1 or None in configs:
+        raise WeightsError("the files to average hold different network configs (or are not blender_humantex weights)")
+    total = None
+    for path in paths:
+        tensors = load_file(str(path))
+        if total is None:
+            total = {k: v.double() for k, v in tensors.items()}
+        elif set(tensors) != set(total):
+            raise WeightsError(f"{path.name} does not hold the same tensors as {paths[0].name}")
+        else:
+            for k, v in tensors.items():
+                total[k] += v.double()
+    model = build_model(ModelConfig.from_json(metas[-1]["config"]))
+    state = model.state_dict()
+    model.load_state_dict({k: (total[k] / len(paths)).to(state[k].dtype) for k in state}, strict=True)
+    steps = [m.get("iterations") or m.get("step") or p.name for m, p in zip(metas, paths, strict=True)]
+    extra = {k: v for k, v in metas[-1].items() if k not in _WRITER_KEYS and k != "step"}
+    extra["weight_average"] = "mean of the weights at steps " + ", ".join(steps)
+    if command:
+        extra["average_command"] = command
+    Path(out).parent.mkdir(parents=True, exist_ok=True)  # (only now: nothing is written for bad input)
+    return save_model(model, out, data=metas[-1].get("data", ""), command=metas[-1].get("command", ""), extra=extra)
