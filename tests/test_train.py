@@ -15,7 +15,7 @@ import torch
 from safetensors.torch import load_file
 
 from blender_humantex.core.cli import main
-from blender_humantex.core.models import load_model, read_metadata
+from blender_humantex.core.models import load_model, read_metadata, weights_id
 
 TINY = ["--size", "64", "--net-size", "64", "--ngf", "4", "--n-down", "2", "--n-res", "1", "--batch", "2",
         "--threads", "1", "--quiet", "--sample-every", "0", "--ndf", "4", "--log-every", "1"]
@@ -194,8 +194,12 @@ def test_fine_tuning_starts_from_init_weights_and_adds_the_ssim_term(data_models
                  *recipe) == 0
     before, after = tensors(start), tensors(tmp_path / "ft" / "refiner.safetensors")
     assert all(torch.equal(before[k], after[k]) for k in before)
-    cfg = json.loads(read_metadata(tmp_path / "ft" / "refiner.safetensors")["train_config"])
+    meta = read_metadata(tmp_path / "ft" / "refiner.safetensors")
+    cfg = json.loads(meta["train_config"])
     assert cfg["init"] == str(start) and cfg["loss"]["ssim"] == 2.0
+    # the starting point's provenance is carried along: which file, and the command that made it
+    assert meta["init"].startswith(f"refiner.safetensors ({weights_id(start)}): iterations 2;")
+    assert read_metadata(start)["command"] in meta["init"]
     log = [json.loads(line) for line in (tmp_path / "ft" / "log.jsonl").read_text().splitlines()]
     assert 0 < log[-1]["dssim"] < 1
     # a file of another kind, or a missing one, is a one-line error

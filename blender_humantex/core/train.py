@@ -38,8 +38,9 @@ import torch
 from .device import resolve_device
 from .errors import InputError, WeightsError
 from .losses import LossConfig, RefinerLoss, SamplerLoss, TextureLoss
-from .models import ModelConfig, build_model, count_parameters, load_model, save_model
+from .models import ModelConfig, build_model, count_parameters, load_model, read_metadata, save_model
 from .models.discriminators import define_D
+from .models.weights import weights_id
 
 REAL_DATA_DESCRIPTION = (
     "real SMPL-UV textures: the 84-texture train split of ../shared/data/train_textures (SMPLitex, Casas and "
@@ -304,6 +305,10 @@ class Trainer:
             raise InputError(f"--init: {Path(path).name} was built with a different network config than this run's",
                              kind="bad_argument")
         self.model.load_state_dict(start.state_dict())
+        # The starting point's own provenance travels into this run's exported metadata.
+        meta = read_metadata(path)
+        history = "; ".join(f"{key} {meta[key]}" for key in ("iterations", "weight_average", "command") if meta.get(key))
+        self.init_provenance = f"{Path(path).name} ({weights_id(path)}): {history}"
 
     def _frozen_sampler(self):
         """The refiner's input stage: a trained sampler (--sampler), else the correspondence prior alone
@@ -503,6 +508,8 @@ class Trainer:
             ),
             "parameters": str(count_parameters(self.model)),
         }
+        if self.cfg.init:
+            extra["init"] = self.init_provenance
         return save_model(self.model, self.out / f"{self.cfg.kind}.safetensors", data=self.data_description(),
                           command=self.command, extra=extra)
 
