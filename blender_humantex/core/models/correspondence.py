@@ -258,11 +258,9 @@ class PriorSampler:
         rows, cols = rows.to(premultiplied.device), cols.to(premultiplied.device)
         filled = slot_weight.flatten(1, 2).any(1)  # N×r×r: texels some slot fills
         total = torch.zeros(n, c, h * w, dtype=premultiplied.dtype, device=premultiplied.device)
-        out = []
         for i in range(n):
             where = filled[i][rows][:, cols].reshape(-1).nonzero().squeeze(1)  # M flat indices into h×w
             if where.numel() == 0:
-                out.append(total[i])
                 continue
             cell = rows[where // w] * r + cols[where % w]  # M: each texel's r×r cell
             point = base[i].reshape(-1, 2)[where]  # M×2
@@ -279,8 +277,8 @@ class PriorSampler:
                 sampled = F.grid_sample(premultiplied[i : i + 1], grid[None], mode="bilinear", padding_mode="zeros",
                                         align_corners=False)[0]  # C×k×M
                 acc = acc + (sampled * wk[None]).sum(1)
-            out.append(total[i].index_add(1, where, acc))
-        return torch.stack(out).view(n, c, h, w)
+            total[i].index_add_(1, where, acc)
+        return total.view(n, c, h, w)
 
 
 def torch_stack_slots(offset_x, offset_y, n: int, r: int):
