@@ -209,6 +209,17 @@ def test_fine_tuning_starts_from_init_weights_and_adds_the_ssim_term(data_models
     assert "no such weights file" in capsys.readouterr().err
 
 
+def test_cosine_lr_decay_is_logged_per_step_and_recorded(tmp_path):
+    assert train("lazova", tmp_path, "--iters", "4", "--lr", "1e-3", "--lr-decay", "cosine") == 0
+    log = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    # step s (0-based) runs at lr·½(1 + cos(π s / iters)): 1e-3, 8.5e-4, 5e-4, 1.5e-4; never the end's 0
+    assert [round(entry["lr"], 10) for entry in log] == pytest.approx([1e-3, 8.5355339e-4, 5e-4, 1.4644661e-4])
+    assert json.loads(read_metadata(tmp_path / "lazova.safetensors")["train_config"])["lr_decay"] == "cosine"
+    assert train("lazova", tmp_path / "const", "--iters", "2") == 0  # the paper's constant rate stays the default
+    log = [json.loads(line) for line in (tmp_path / "const" / "log.jsonl").read_text().splitlines()]
+    assert [entry["lr"] for entry in log] == [2e-4, 2e-4]
+
+
 def test_kept_checkpoints_average_to_their_mean_with_the_run_provenance(tmp_path, capsys):
     run = tmp_path / "run"
     assert train("lazova", run, "--iters", "4", "--ckpt-every", "2", "--keep-checkpoints") == 0

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import platform
 import shutil
@@ -64,6 +65,7 @@ class TrainConfig:
     batch: int = 8  # per process
     size: int = 256  # texture resolution the losses see
     lr: float = 2e-4
+    lr_decay: str = "none"  # none (the paper's constant rate) | cosine: lr·½(1 + cos(π·step/iters)), to 0 at the end
     betas: tuple[float, float] = (0.9, 0.999)
     data: str = "procedural"  # real | procedural | folder:PATH
     cache: int = 0  # >0: precompute this many samples once and cycle through them (CPU budget)
@@ -378,18 +380,31 @@ class Trainer:
                 total, terms = self.loss.generator_loss(output, target, condition, self.disc, loss_mask)
         self.opt.zero_grad(set_to_none=True)
         total.backward()
+        self._set_lr(self.opt)
         self.opt.step()
-        terms = dict(terms, total=total.detach())
+        terms = dict(terms, total=total.detach(), lr=self.opt.param_groups[0]["lr"])
         if self.disc is not None:
             self.disc.requires_grad_(True)
             with self._autocast():
                 d_total, d_terms = self.loss.discriminator_loss(output, target, condition, self.disc_ddp, loss_mask)
             self.opt_d.zero_grad(set_to_none=True)
             d_total.backward()
+            self._set_lr(self.opt_d)
             self.opt_d.step()
             terms.update(d_terms)
         self.step += 1
         return {k: float(v) for k, v in terms.items()}
+
+    def learning_rate(self, step: int) -> float:
+        """The rate for optimisation step `step` (0-based): a pure function of the step, so a resumed run
+        continues the same schedule."""
+        if self.cfg.lr_decay == "cosine":
+            return self.cfg.lr * 0.5 * (1.0 + math.cos(math.pi * min(step, self.cfg.iters) / max(self.cfg.iters, 1)))
+        return self.cfg.lr
+
+    def _set_lr(self, opt) -> None:
+        for group in opt.param_groups:
+            group["lr"] = self.learning_rate(self.step)
 
     # ---- checkpoints
 
@@ -638,4 +653,5 @@ def config_from_args(args) -> TrainConfig:
                        betas=(args.beta1, args.beta2), data=args.data, cache=args.cache, seed=args.seed,
                        sample_every=args.sample_every, ckpt_every=args.ckpt_every, log_every=args.log_every,
                        sampler=args.sampler, model=base, loss=loss.to_dict(), crop=args.crop,
-                       data_models=args.data_models, init=args.init, keep_checkpoints=args.keep_checkpoints)
+                       data_models=args.data_models, init=args.init, keep_checkpoints=args.keep_checkpoints,
+                       lr_decay=args.lr_decay)

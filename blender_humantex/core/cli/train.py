@@ -32,6 +32,8 @@ def add_arguments(name, parser) -> None:
     add("--batch", type=int, default=d.batch, help="batch size per process (paper: 8)")
     add("--size", type=int, default=d.size, help="texture resolution for the losses (paper: 256)")
     add("--lr", type=float, default=d.lr, help="Adam learning rate (paper: 2e-4)")
+    add("--lr-decay", default=d.lr_decay, choices=("none", "cosine"),
+        help="learning-rate schedule: none (paper: constant) | cosine (to 0 at --iters; for fine-tuning)")
     add("--beta1", type=float, default=d.betas[0])
     add("--beta2", type=float, default=d.betas[1])
     add("--ngf", type=int, help="network width (default: the shipped config)")
