@@ -247,3 +247,29 @@ def test_kept_checkpoints_average_to_their_mean_with_the_run_provenance(tmp_path
                  str(tmp_path / "other" / "lazova.safetensors")]) == 2
     assert "different network configs" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
+
+
+def test_a_kept_checkpoint_is_selected_with_the_run_provenance(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert train("lazova", run, "--iters", "4", "--ckpt-every", "2", "--keep-checkpoints", "--lr-decay", "cosine") == 0
+    kept, export = run / "checkpoints" / "step_000002.safetensors", run / "lazova.safetensors"
+    assert main(["train", "select", "--out", str(tmp_path / "sel"), "--checkpoints", str(kept), str(export)]) == 0
+    chosen = tmp_path / "sel" / "lazova.safetensors"
+    a, b = tensors(kept), tensors(chosen)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)  # the checkpoint's weights
+    assert any(not torch.equal(a[k], tensors(export)[k]) for k in a)  # which are not the run's last
+    meta, run_meta = read_metadata(chosen), read_metadata(export)
+    assert meta["iterations"] == "2" and meta["selected_checkpoint"].startswith("the run's checkpoint at step 2 of its 4")
+    assert meta["train_config"] == run_meta["train_config"] and meta["command"] == run_meta["command"]
+    assert meta["select_command"].startswith("humantex train select --out ")
+    assert load_model(chosen, "lazova") is not None
+    # only a kept checkpoint of that same run, never over an input, never a half-written file
+    assert train("lazova", tmp_path / "other", "--iters", "2", "--ckpt-every", "2", "--keep-checkpoints") == 0
+    other = tmp_path / "other" / "checkpoints" / "step_000002.safetensors"
+    assert main(["train", "select", "--out", str(tmp_path / "x"), "--checkpoints", str(other), str(export)]) == 2
+    assert "not written by the run" in capsys.readouterr().err
+    assert main(["train", "select", "--out", str(tmp_path / "x"), "--checkpoints", str(export), str(export)]) == 2
+    assert "kept checkpoint" in capsys.readouterr().err
+    assert main(["train", "select", "--out", str(run), "--checkpoints", str(kept), str(export)]) == 2
+    assert "is one of the --checkpoints" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()

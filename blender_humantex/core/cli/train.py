@@ -23,10 +23,11 @@ def add_arguments(name, parser) -> None:
     def add(*flags, **kwargs):
         options.append(parser.add_argument(*flags, **kwargs))
 
-    add("kind", choices=("prior", "sampler", "refiner", "lazova", "average"),
+    add("kind", choices=("prior", "sampler", "refiner", "lazova", "average", "select"),
         help="prior: build the correspondence prior and texture PCA (closed form, minutes); "
              "sampler / refiner / lazova: train that network; "
-             "average: write the mean of --checkpoints (one network config) to --out/<kind>.safetensors")
+             "average: write the mean of --checkpoints (one network config) to --out/<kind>.safetensors; "
+             "select: --checkpoints KEPT RUN_WEIGHTS: write the kept checkpoint with the run's provenance")
     add("--out", required=True, help="run folder: checkpoints, previews, log, exported weights")
     add("--iters", type=int, default=d.iters, help=f"optimisation steps (paper: {d.iters})")
     add("--batch", type=int, default=d.batch, help="batch size per process (paper: 8)")
@@ -95,6 +96,8 @@ def run(name, args) -> int:
         return 0
     if args.kind == "average":
         return average(args)
+    if args.kind == "select":
+        return select(args)
     cfg = config_from_args(args)
     dist = Dist(args.device)
     try:
@@ -127,6 +130,24 @@ def average(args) -> int:
         raise InputError(f"average: {out} is one of the --checkpoints; give another --out folder", kind="bad_argument")
     average_weights(args.checkpoints, out, command=command_line(args))
     print(f"[humantex] wrote {out} (mean of {len(args.checkpoints)} files)", file=sys.stderr, flush=True)
+    return 0
+
+
+def select(args) -> int:
+    from ..models import read_metadata, select_checkpoint
+
+    if not args.checkpoints or len(args.checkpoints) != 2:
+        raise InputError("select needs --checkpoints KEPT_CHECKPOINT RUN_WEIGHTS (two files)", kind="bad_argument")
+    for path in args.checkpoints:
+        if not Path(path).is_file():
+            raise InputError(f"--checkpoints: no such file: {path}", kind="missing_file")
+    kind = read_metadata(args.checkpoints[-1]).get("kind", "model")
+    out = Path(args.out) / f"{kind}.safetensors"
+    if any(out.resolve() == Path(p).resolve() for p in args.checkpoints):
+        raise InputError(f"select: {out} is one of the --checkpoints; give another --out folder", kind="bad_argument")
+    select_checkpoint(*args.checkpoints, out, command=command_line(args))
+    print(f"[humantex] wrote {out} (the checkpoint {Path(args.checkpoints[0]).name} with the run's provenance)",
+          file=sys.stderr, flush=True)
     return 0
 
 

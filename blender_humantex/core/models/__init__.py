@@ -33,6 +33,7 @@ _EXPORTS = {
     "define_method": "methods",
     "save_model": "weights",
     "average_weights": "weights",
+    "select_checkpoint": "weights",
     "load_model": "weights",
     "read_metadata": "weights",
     "weights_id": "weights",

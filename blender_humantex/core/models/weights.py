@@ -188,6 +188,34 @@ def weights_id(path) -> str:
 _WRITER_KEYS = ("format", "config", "kind", "uv_layout", "data", "command", "created")
 
 
+def select_checkpoint(checkpoint, run_weights, out, command: str = "") -> Path:
+    """Write a run's kept checkpoint (`--keep-checkpoints`) with the run's provenance: the weights are the
+    checkpoint's, the metadata the run's exported file's, with `iterations` the checkpoint's step and
+    `selected_checkpoint` saying so (a checkpoint chosen on validation ships with its full record)."""
+    from safetensors.torch import load_file
+
+    from .networks import build_model
+
+    meta, run_meta = read_metadata(checkpoint), read_metadata(run_weights)
+    if meta.get("config") is None or meta.get("config") != run_meta.get("config"):
+        raise WeightsError("the checkpoint and the run's weights hold different network configs "
+                           "(or are not blender_humantex weights)")
+    if "step" not in meta or "iterations" not in run_meta:
+        raise WeightsError("select needs a kept checkpoint (it records its step) and then the run's exported weights")
+    if meta.get("command") != run_meta.get("command"):
+        raise WeightsError("the checkpoint was not written by the run that exported the weights (different commands)")
+    model = build_model(ModelConfig.from_json(run_meta["config"]))
+    model.load_state_dict(load_file(str(checkpoint)), strict=True)
+    extra = {k: v for k, v in run_meta.items() if k not in _WRITER_KEYS and k != "step"}
+    extra["iterations"] = meta["step"]
+    extra["selected_checkpoint"] = (f"the run's checkpoint at step {meta['step']} of its {run_meta['iterations']} "
+                                   "(wall_time_s is the whole run's)")
+    if command:
+        extra["select_command"] = command
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    return save_model(model, out, data=run_meta.get("data", ""), command=run_meta.get("command", ""), extra=extra)
+
+
 def average_weights(paths, out, command: str = "") -> Path:
     """Write the mean of several weights files of one network config to `out` (checkpoint averaging:
     the mean of a run's late checkpoints is smoother than any one of them).
