@@ -116,35 +116,36 @@ def run(name, args) -> int:
     return 0
 
 
-def average(args) -> int:
-    from ..models import average_weights, read_metadata
+def checkpoints_output(args, usage: str, count_ok) -> Path:
+    """average / select: check --checkpoints (how many, that they exist) and return --out/<kind>.safetensors,
+    the kind read from the last file, refusing to write over one of the inputs."""
+    from ..models import read_metadata
 
-    if not args.checkpoints or len(args.checkpoints) < 2:
-        raise InputError("average needs --checkpoints with at least two weights files", kind="bad_argument")
+    if not args.checkpoints or not count_ok(len(args.checkpoints)):
+        raise InputError(f"{args.kind} needs {usage}", kind="bad_argument")
     for path in args.checkpoints:
         if not Path(path).is_file():
             raise InputError(f"--checkpoints: no such file: {path}", kind="missing_file")
-    kind = read_metadata(args.checkpoints[-1]).get("kind", "model")
-    out = Path(args.out) / f"{kind}.safetensors"
+    out = Path(args.out) / f"{read_metadata(args.checkpoints[-1]).get('kind', 'model')}.safetensors"
     if any(out.resolve() == Path(p).resolve() for p in args.checkpoints):
-        raise InputError(f"average: {out} is one of the --checkpoints; give another --out folder", kind="bad_argument")
+        raise InputError(f"{args.kind}: {out} is one of the --checkpoints; give another --out folder",
+                         kind="bad_argument")
+    return out
+
+
+def average(args) -> int:
+    from ..models import average_weights
+
+    out = checkpoints_output(args, "--checkpoints with at least two weights files", lambda n: n >= 2)
     average_weights(args.checkpoints, out, command=command_line(args))
     print(f"[humantex] wrote {out} (mean of {len(args.checkpoints)} files)", file=sys.stderr, flush=True)
     return 0
 
 
 def select(args) -> int:
-    from ..models import read_metadata, select_checkpoint
+    from ..models import select_checkpoint
 
-    if not args.checkpoints or len(args.checkpoints) != 2:
-        raise InputError("select needs --checkpoints KEPT_CHECKPOINT RUN_WEIGHTS (two files)", kind="bad_argument")
-    for path in args.checkpoints:
-        if not Path(path).is_file():
-            raise InputError(f"--checkpoints: no such file: {path}", kind="missing_file")
-    kind = read_metadata(args.checkpoints[-1]).get("kind", "model")
-    out = Path(args.out) / f"{kind}.safetensors"
-    if any(out.resolve() == Path(p).resolve() for p in args.checkpoints):
-        raise InputError(f"select: {out} is one of the --checkpoints; give another --out folder", kind="bad_argument")
+    out = checkpoints_output(args, "--checkpoints KEPT_CHECKPOINT RUN_WEIGHTS (two files)", lambda n: n == 2)
     select_checkpoint(*args.checkpoints, out, command=command_line(args))
     print(f"[humantex] wrote {out} (the checkpoint {Path(args.checkpoints[0]).name} with the run's provenance)",
           file=sys.stderr, flush=True)

@@ -188,6 +188,11 @@ def weights_id(path) -> str:
 _WRITER_KEYS = ("format", "config", "kind", "uv_layout", "data", "command", "created")
 
 
+def _run_provenance(meta: dict) -> dict:
+    """A run's metadata that save_model does not write itself (train_config, iterations, init, ...)."""
+    return {k: v for k, v in meta.items() if k not in _WRITER_KEYS and k != "step"}
+
+
 def select_checkpoint(checkpoint, run_weights, out, command: str = "") -> Path:
     """Write a run's kept checkpoint (`--keep-checkpoints`) with the run's provenance: the weights are the
     checkpoint's, the metadata the run's exported file's, with `iterations` the checkpoint's step and
@@ -206,7 +211,7 @@ def select_checkpoint(checkpoint, run_weights, out, command: str = "") -> Path:
         raise WeightsError("the checkpoint was not written by the run that exported the weights (different commands)")
     model = build_model(ModelConfig.from_json(run_meta["config"]))
     model.load_state_dict(load_file(str(checkpoint)), strict=True)
-    extra = {k: v for k, v in run_meta.items() if k not in _WRITER_KEYS and k != "step"}
+    extra = _run_provenance(run_meta)
     extra["iterations"] = meta["step"]
     extra["selected_checkpoint"] = (f"the run's checkpoint at step {meta['step']} of its {run_meta['iterations']} "
                                    "(wall_time_s is the whole run's)")
@@ -247,7 +252,7 @@ def average_weights(paths, out, command: str = "") -> Path:
     state = model.state_dict()
     model.load_state_dict({k: (total[k] / len(paths)).to(state[k].dtype) for k in state}, strict=True)
     steps = [m.get("iterations") or m.get("step") or p.name for m, p in zip(metas, paths, strict=True)]
-    extra = {k: v for k, v in metas[-1].items() if k not in _WRITER_KEYS and k != "step"}
+    extra = _run_provenance(metas[-1])
     extra["weight_average"] = "mean of the weights at steps " + ", ".join(steps)
     if command:
         extra["average_command"] = command
