@@ -1,0 +1,133 @@
+"""DIR/batch.status.jsonl: one record per job, and the key that says whether a job is already done.
+
+A record: {"id", "status": "done" | "failed", "error": one line or null, "kind", "seconds", "key",
+"attempts", "finished"}. Records are appended (and flushed) as jobs finish, so a killed batch keeps
+every finished job; a later record for an id replaces an earlier one, and a truncated last line is
+ignored. At the end of a run the file is rewritten, one line per id, atomically.
+
+The key is a hash of what decides a job's output bytes: its fields (size, method, person, ...), the
+content of every input file, the weights files and the package version. A rerun skips a job whose
+last record has the same key and is "done" with a whole output set in its folder, or "failed" for a
+reason the same inputs would give again (a bad IUV, too little coverage: `--retry-failed` reruns
+those); everything else runs again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from pathlib import Path
+
+from ...version import __version__
+from ..files import write_text
+from ..outputs import META_FILE, META_MARK
+from .adapter import input_paths, request_fields
+from .manifest import STATUS_FILE
+
+# Failures that may not happen again with the same inputs: a rerun tries these jobs again.
+TRANSIENT_KINDS = {"worker_died", "out_of_memory", "internal", "ray", "bad_output", "would_overwrite", "cancelled",
+                   "interrupted", None}
+
+
+def file_digest(path, cache: dict | None = None) -> str | None:
+    """sha256 of a file's content (None if it cannot be read: that job will fail and say why)."""
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return None
+    memo = (str(path), stat.st_size, stat.st_mtime_ns)  # many jobs often share one IUV or mesh
+    if cache is not None and memo in cache:
+        return cache[memo]
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                digest.update(chunk)
+    except OSError:
+        return None
+    if cache is not None:
+        cache[memo] = digest.hexdigest()
+    return digest.hexdigest()
+
+
+def weights_key(weights_dir) -> str:
+    """One id for every weights file in the folder (the networks, the prior and the PCA)."""
+    from ..models.weights import weights_id
+
+    files = sorted(Path(weights_dir).glob("*.safetensors"))
+    ids = {p.name: weights_id(p) for p in files}
+    return hashlib.sha256(json.dumps(ids, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def job_key(request, weights: str, cache: dict | None = None) -> str:
+    paths = input_paths(request)
+    identity = {
+        "version": __version__,
+        "weights": weights,
+        "fields": {k: v for k, v in request_fields(request).items() if k not in paths},
+        "inputs": {k: file_digest(p, cache) for k, p in sorted(paths.items())},
+    }
+    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:24]
+
+
+def outputs_whole(job_dir, names) -> bool:
+    """Every output file present and meta.json a humantex one (it is published last)."""
+    job_dir = Path(job_dir)
+    if not all((job_dir / name).is_file() for name in names):
+        return False
+    try:
+        meta = json.loads((job_dir / META_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(meta, dict) and META_MARK in meta
+
+
+class StatusFile:
+    """The records of DIR/batch.status.jsonl, by id (the latest wins)."""
+
+    def __init__(self, out_dir):
+        self.path = Path(out_dir) / STATUS_FILE
+        self.records: dict[str, dict] = {}
+        self.written: list[str] = []  # ids recorded by this run, in order
+        try:
+            lines = self.path.read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError):
+            lines = []
+        for line in lines:
+            try:
+                record = json.loads(line)
+            except ValueError:  # the half-written last line of a killed run
+                continue
+            if isinstance(record, dict) and isinstance(record.get("id"), str):
+                self.records[record["id"]] = record
+
+    def settled(self, job_id: str, key: str, job_dir, names) -> str | None:
+        """"done" (same key, outputs whole), "failed" (same key, a failure the same inputs would
+        repeat: bad input, too little coverage...), or None: the job must run."""
+        record = self.records.get(job_id, {})
+        if record.get("key") != key:
+            return None
+        if record.get("status") == "done" and outputs_whole(job_dir, names):
+            return "done"
+        if record.get("status") == "failed" and record.get("kind") not in TRANSIENT_KINDS:
+            return "failed"
+        return None
+
+    def append(self, record: dict) -> None:
+        record = {**record, "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        self.records[record["id"]] = record
+        self.written.append(record["id"])
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(record, sort_keys=True) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+
+    def compact(self, order=()) -> None:
+        """Rewrite the file with one line per id (the manifest's order first), atomically."""
+        if not self.records:
+            return
+        ids = [i for i in order if i in self.records] + [i for i in self.records if i not in set(order)]
+        write_text(self.path, "".join(json.dumps(self.records[i], sort_keys=True) + "\n" for i in ids))
