@@ -90,18 +90,20 @@ class BatchingPipeline:
     def run(self, partials, visibilities, size=None, method="full", progress=None):
         call = _Call(list(partials), list(visibilities), size, method)
         deadline = time.monotonic() + self.wait_s
+        batch = None
         with self._cond:
             self._waiting.append(call)
             self._cond.notify_all()
-            while not call.done:
-                group = [c for c in self._waiting if (c.size, c.method) == (size, method)]
-                ready = len(group) >= self.slots or len(self._waiting) >= self._active or time.monotonic() >= deadline
-                if group[0] is call and ready:
-                    batch = group[: self.slots]
-                    self._waiting = [c for c in self._waiting if c not in batch]
-                    break
+            while not call.done and batch is None:
+                if call in self._waiting:  # not yet taken into another call's batch
+                    group = [c for c in self._waiting if (c.size, c.method) == (size, method)]
+                    ready = len(group) >= self.slots or len(self._waiting) >= self._active or time.monotonic() >= deadline
+                    if group[0] is call and ready:
+                        batch = group[: self.slots]
+                        self._waiting = [c for c in self._waiting if c not in batch]
+                        break
                 self._cond.wait(timeout=max(0.005, deadline - time.monotonic()))
-        if not call.done:
+        if batch is not None:
             self._run_batch(batch)
         if call.error is not None:
             raise call.error
