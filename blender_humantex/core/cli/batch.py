@@ -13,7 +13,6 @@ import sys
 import time
 from pathlib import Path
 
-from ..device import DEVICE_HELP
 from ..errors import DependencyError, InputError
 from ..files import DEFAULT_WEIGHTS_DIR
 from ..job import OUTPUT_FILES
@@ -30,7 +29,7 @@ def add_arguments(name: str, parser) -> None:
     parser.add_argument("--workers", type=positive_int, default=None, metavar="N",
                         help="actors: default one per CPU of the local Ray (os.cpu_count()) or one per GPU of the cluster")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
-                        help=f"auto: one actor per GPU if Ray has GPUs, else one per CPU ({DEVICE_HELP.split(',')[0]})")
+                        help="auto (default): one actor per GPU if Ray has GPUs, else one single-thread actor per CPU")
     parser.add_argument("--ray-address", default=None, metavar="A",
                         help="an existing Ray cluster (e.g. auto, or ray://HEAD:10001 after `ray start --head`);"
                              " default: a local Ray started for this run")
@@ -46,7 +45,8 @@ def run(name: str, args) -> int:
     from ..farm.status import StatusFile, job_key, weights_key
 
     jobs = read_manifest(args.manifest)  # every line checked before anything is written
-    out = prepare_output_dir(args.out, ())  # a folder we can write in (made when the first job is)
+    # a folder we can write in (made with the first job), absolute: the actors' working folder is not ours
+    out = prepare_output_dir(args.out, ()).absolute()
     if importlib.util.find_spec("ray") is None:
         raise DependencyError(INSTALL_HINT)
     weights_dir = Path(args.weights).expanduser().resolve() if args.weights else DEFAULT_WEIGHTS_DIR
