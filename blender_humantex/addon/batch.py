@@ -8,6 +8,8 @@ Manifest (paths relative to the manifest's folder):
                "person": 1, "size": 1024, "iuv_order": "vui"},
               {"object": "Body", "source": "camera", "photo": "im.jpg", "mask": "mask.png", "size": 1024}]}
 A "camera" job projects the photo through the scene's camera onto the object's posed mesh.
+A job {"object": "Body", "textures": "farm/alice"} only assigns textures made elsewhere (a folder that
+`humantex generate` or `humantex batch` wrote, e.g. on GPU nodes): no worker runs for it.
 A bare list of jobs is accepted too. Resumable: `<manifest>.status.json` beside the manifest
 (jobs.json -> jobs.status.json) records each job's outcome under a key made of the job, the .blend
 it was applied to, and its input files' size and modification time, so a rerun on the same .blend
@@ -29,7 +31,10 @@ import bpy
 
 from ..core.errors import InputError
 from ..core.files import write_json
+from ..core.layers import LAYERS
+from ..core.outputs import META_FILE, missing_outputs
 from ..worker.protocol import GENERATE_FIELDS, PATH_FIELDS, GenerateRequest, ProtocolError
+from . import materials
 from .errors import USER_ERRORS
 from .operators import GenerationTask, build_request
 from .preferences import DEVICE_ITEMS, worker_settings
@@ -60,7 +65,7 @@ def load_manifest(path: str) -> list[dict]:
 def job_key(job: dict, blend: str, base_dir: str) -> str:
     """The status key: the job as written, the .blend it goes into, and what its inputs are now."""
     inputs = {}
-    for key in PATH_FIELDS:
+    for key in (*PATH_FIELDS, "textures"):  # a folder's mtime changes when a new set is published into it
         if isinstance(job.get(key), str) and job[key]:
             path = os.path.normpath(os.path.join(base_dir, job[key]))
             try:
@@ -114,6 +119,44 @@ def job_request(job: dict, base_dir: str) -> GenerateRequest:
     return dataclasses.replace(request.with_absolute_paths(base_dir), out_dir=None)
 
 
+def assign_textures(job: dict, base_dir: str, pack: bool):
+    """A job whose textures were made elsewhere: check that its folder holds a whole humantex output
+    (meta.json and every layer's PNG), then put them on the object's material. (material, final path)"""
+    extra = sorted(set(job) - {"object", "textures"})
+    if extra:
+        raise InputError(f"a textures job takes only object and textures, not {', '.join(extra)}", kind="bad_manifest")
+    if not isinstance(job.get("object"), str) or not isinstance(job["textures"], str) or not job["textures"]:
+        raise InputError("a textures job needs an 'object' and a 'textures' folder (strings)", kind="bad_manifest")
+    folder = os.path.normpath(os.path.join(base_dir, os.path.expanduser(job["textures"])))
+    if not os.path.isdir(folder):
+        raise InputError(f"textures folder not found: {folder}", kind="missing_file")
+    missing = missing_outputs(folder, [META_FILE, *(layer.file for layer in LAYERS)])
+    if missing:
+        raise InputError(f"{folder} is not a whole humantex output: {', '.join(missing)} missing", kind="bad_textures")
+    obj = bpy.data.objects.get(job["object"])
+    if obj is None or obj.type != "MESH":
+        raise InputError(f"no mesh object named {job['object']!r} in {os.path.basename(bpy.data.filepath)}",
+                         kind="bad_target")
+    outputs = {layer.name: os.path.join(folder, layer.file) for layer in LAYERS}
+    return materials.apply_outputs(obj, outputs, pack=pack), outputs["final"]
+
+
+def _run_job(job: dict, base_dir: str, settings):
+    """One job through the worker, or (a textures job) only assigned; (material, path of final.png)."""
+    if "textures" in job:  # made elsewhere (`humantex batch` on GPU nodes)
+        return assign_textures(job, base_dir, settings.pack_images)
+    wanted = job_request(job, base_dir)
+    obj = bpy.data.objects.get(job["object"])
+    if obj is None:
+        raise InputError(f"no object named {job['object']!r} in {os.path.basename(bpy.data.filepath)}", kind="bad_target")
+    scene = bpy.context.scene if job.get("source") == "camera" else None
+    depsgraph = bpy.context.evaluated_depsgraph_get() if scene is not None else None
+    request, force_pack = build_request(obj, wanted, settings.output_dir, scene, depsgraph)
+    task = GenerationTask(obj.name, request, settings, settings.pack_images or force_pack)
+    result = task.run_blocking()
+    return task.apply(), result["outputs"]["final"]
+
+
 def _check_save_as(save_as: str) -> None:
     """A --save-as Blender cannot write is a one-line error before any job runs."""
     folder = os.path.dirname(save_as) or "."
@@ -165,18 +208,9 @@ def run_batch(manifest: str, *, save_as: str | None = None, rerun: bool = False,
         started = time.perf_counter()
         record = {"object": job.get("object"), "index": number - 1, "blend": blend}
         try:
-            wanted = job_request(job, os.path.dirname(manifest))
-            obj = bpy.data.objects.get(job["object"])
-            if obj is None:
-                raise InputError(f"no object named {job['object']!r} in {os.path.basename(bpy.data.filepath)}", kind="bad_target")
-            scene = bpy.context.scene if job.get("source") == "camera" else None
-            depsgraph = bpy.context.evaluated_depsgraph_get() if scene is not None else None
-            request, force_pack = build_request(obj, wanted, settings.output_dir, scene, depsgraph)
-            task = GenerationTask(obj.name, request, settings, settings.pack_images or force_pack)
-            result = task.run_blocking()
-            material = task.apply()
+            material, final = _run_job(job, os.path.dirname(manifest), settings)
             _save_blend(None)
-            record.update(status="done", material=material.name, final=result["outputs"]["final"])
+            record.update(status="done", material=material.name, final=final)
         except USER_ERRORS as e:
             record.update(status="error", kind=getattr(e, "kind", "error"), message=str(e))
         except Exception as e:  # a bug in one job must not stop the others; it is reported, not hidden

@@ -154,3 +154,14 @@ def publish(staging: Path, out_dir: Path, outputs: dict) -> dict:
         except ValueError:  # written outside the staging folder: report as is
             published[name] = str(path)
     return published
+
+
+def missing_outputs(out_dir, names) -> list[str]:
+    """Why out_dir does not hold a whole humantex output set: the missing names, and meta.json when it
+    is not a humantex one (publish moves it last, so a humantex meta.json means the set is complete).
+    Empty: whole. `names` are the files the set must have (e.g. core.job.OUTPUT_FILES' values)."""
+    out = Path(out_dir)
+    missing = [name for name in names if not (out / name).is_file()]
+    if (out / META_FILE).is_file() and not _written_by_humantex(out):
+        missing.append(f"{META_FILE} (not written by humantex)")
+    return missing

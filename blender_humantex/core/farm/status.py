@@ -22,7 +22,7 @@ from pathlib import Path
 
 from ...version import __version__
 from ..files import write_text
-from ..outputs import META_FILE, META_MARK
+from ..outputs import missing_outputs
 from .adapter import input_paths, request_fields
 from .manifest import STATUS_FILE
 
@@ -72,18 +72,6 @@ def job_key(request, weights: str, cache: dict | None = None) -> str:
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:24]
 
 
-def outputs_whole(job_dir, names) -> bool:
-    """Every output file present and meta.json a humantex one (it is published last)."""
-    job_dir = Path(job_dir)
-    if not all((job_dir / name).is_file() for name in names):
-        return False
-    try:
-        meta = json.loads((job_dir / META_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
-    return isinstance(meta, dict) and META_MARK in meta
-
-
 class StatusFile:
     """The records of DIR/batch.status.jsonl, by id (the latest wins)."""
 
@@ -109,7 +97,7 @@ class StatusFile:
         record = self.records.get(job_id, {})
         if record.get("key") != key:
             return None
-        if record.get("status") == "done" and outputs_whole(job_dir, names):
+        if record.get("status") == "done" and not missing_outputs(job_dir, names):
             return "done"
         if record.get("status") == "failed" and record.get("kind") not in TRANSIENT_KINDS:
             return "failed"
