@@ -244,3 +244,28 @@ def test_batching_pipeline_runs_concurrent_jobs_as_one_batch(workdir):
     assert batching.batches == [2]
     for k in range(2):
         assert np.abs(results[k].final - alone[k].final).max() <= 1 / 255 + 1e-6
+
+
+def test_gpu_style_actor_runs_jobs_at_once(workdir, tmp_path):
+    """The actor as it runs on a GPU (here on the CPU, without Ray): several job threads share one
+    pipeline, their network passes batched; every job is whole and recorded as done."""
+    from blender_humantex.core.farm.manifest import read_manifest
+    from blender_humantex.core.farm.runner import FarmActor
+
+    manifest = workdir / "slots.jsonl"
+    manifest.write_text("".join(json.dumps(example_job(i)) + "\n" for i in ("s1", "s2")))
+    jobs = read_manifest(manifest)
+    actor = FarmActor(None, "cpu", threads=1, slots=2)
+    assert actor.hello()["error"] is None
+    outcomes = [None, None]
+    threads = [threading.Thread(target=lambda k=k: outcomes.__setitem__(k, actor.run(jobs[k].id, jobs[k].request,
+                                                                                        str(tmp_path / jobs[k].id))))
+               for k in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=300)
+    assert [o["status"] for o in outcomes] == ["done", "done"], outcomes
+    assert sum(actor.pipeline.batches) == 2
+    for job in jobs:
+        assert {p.name for p in (tmp_path / job.id).iterdir()} == set(OUTPUT_FILES.values())

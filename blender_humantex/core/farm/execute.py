@@ -61,7 +61,9 @@ class BatchingPipeline:
     Everything else is the wrapped pipeline's. A batch that fails is rerun call by call, so one bad
     texture fails only its own job."""
 
-    def __init__(self, pipeline, slots: int, wait_s: float = 0.05):
+    # How long a network pass waits for others to join it: a GPU pass takes tens of ms, a job's CPU
+    # work (reading, unwrapping, writing) about a second, so a short wait batches jobs that are close.
+    def __init__(self, pipeline, slots: int, wait_s: float = 0.25):
         self._pipeline, self.slots, self.wait_s = pipeline, max(1, int(slots)), wait_s
         self._cond = threading.Condition()
         self._waiting: list[_Call] = []
