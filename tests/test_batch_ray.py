@@ -199,6 +199,18 @@ def test_bad_manifest_one_line_exit_2_nothing_written(tmp_path, capsys, lines, f
     assert not (tmp_path / "out").exists()
 
 
+@needs_ray
+def test_one_batch_at_a_time_per_output_folder(tmp_path, capsys):
+    from blender_humantex.core.farm.status import batch_lock
+
+    (tmp_path / "jobs.jsonl").write_text(json.dumps(example_job("a")) + "\n")
+    with batch_lock(tmp_path / "out"):  # as a running batch holds it
+        code = main(["batch", "--manifest", str(tmp_path / "jobs.jsonl"), "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "another humantex batch is writing into" in err, err
+    assert not (tmp_path / "out" / "batch.status.jsonl").exists()
+
+
 def test_without_ray_says_how_to_install(tmp_path, capsys, monkeypatch):
     import importlib.util
 

@@ -41,8 +41,8 @@ def add_arguments(name: str, parser) -> None:
 
 def run(name: str, args) -> int:
     from ..farm.manifest import read_manifest
-    from ..farm.runner import INSTALL_HINT, Counts, run_on_ray
-    from ..farm.status import StatusFile, job_key, weights_key
+    from ..farm.runner import INSTALL_HINT
+    from ..farm.status import batch_lock, weights_key
 
     jobs = read_manifest(args.manifest)  # every line checked before anything is written
     # a folder we can write in (made with the first job), absolute: the actors' working folder is not ours
@@ -53,6 +53,18 @@ def run(name: str, args) -> int:
     if not weights_dir.is_dir():
         raise InputError(f"weights folder not found: {weights_dir}", kind="missing_file")
     weights = weights_key(weights_dir)
+    with batch_lock(out):
+        counts = _run(args, jobs, out, weights, weights_dir)
+    if counts.stopping:
+        return 130
+    return 1 if counts.failed or counts.failed_before else 0
+
+
+def _run(args, jobs, out: Path, weights: str, weights_dir: Path):
+    """Skip what is settled, run the rest on Ray, print the summary."""
+    from ..farm.runner import Counts, run_on_ray
+    from ..farm.status import StatusFile, job_key
+
     status, cache, todo, failed_before = StatusFile(out), {}, [], []
     counts = Counts(total=len(jobs))  # counts.failed_before: set below
     for job in jobs:
@@ -73,9 +85,7 @@ def run(name: str, args) -> int:
             bar.close()
             status.compact([job.id for job in jobs])
     print_summary(counts, [job.id for job, _ in todo], failed_before, status, out)
-    if counts.stopping:
-        return 130
-    return 1 if counts.failed or counts.failed_before else 0
+    return counts
 
 
 def _clock(seconds: float) -> str:

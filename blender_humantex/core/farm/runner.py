@@ -264,9 +264,12 @@ class _Loop:
 
     def _finish(self, ref) -> None:
         job, key, actor = self.inflight.pop(ref)
+        errors = self.ray.exceptions
+        died = tuple(getattr(errors, name) for name in ("RayActorError", "WorkerCrashedError", "OutOfMemoryError")
+                     if hasattr(errors, name))
         try:
             outcome = self.ray.get(ref)
-        except self.ray.exceptions.RayActorError as e:
+        except died as e:  # the actor's process is gone (killed, or out of memory): a fresh one, one retry
             self.farm.replace(actor)
             if self.counts.stopping:
                 return  # not recorded: the next run does it
@@ -277,7 +280,7 @@ class _Loop:
             outcome = {"id": job.id, "status": "failed", "kind": "worker_died", "seconds": None,
                        "error": f"the worker process died {self.attempts[job.id]} times while running this job"
                                 f" (killed, or out of memory): {type(e).__name__}"}
-        except self.ray.exceptions.RayError as e:
+        except errors.RayError as e:
             outcome = {"id": job.id, "status": "failed", "kind": "ray", "seconds": None,
                        "error": " ".join(str(e).split())[:300]}
         if outcome["status"] == "interrupted":

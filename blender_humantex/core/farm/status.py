@@ -14,6 +14,7 @@ those); everything else runs again.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -21,6 +22,7 @@ import time
 from pathlib import Path
 
 from ...version import __version__
+from ..errors import InputError
 from ..files import write_text
 from ..outputs import missing_outputs
 from .adapter import input_paths, request_fields
@@ -119,3 +121,23 @@ class StatusFile:
             return
         ids = [i for i in order if i in self.records] + [i for i in self.records if i not in set(order)]
         write_text(self.path, "".join(json.dumps(self.records[i], sort_keys=True) + "\n" for i in ids))
+
+
+@contextlib.contextmanager
+def batch_lock(out_dir):
+    """One batch at a time per output folder (two would run the same jobs twice and interleave the
+    status file). An OS lock on DIR/.batch.lock: released when the process ends, however it ends."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: no lock
+        yield
+        return
+    path = Path(out_dir) / ".batch.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise InputError(f"another humantex batch is writing into {out_dir}: wait for it, or choose another --out",
+                             kind="busy") from None
+        yield
