@@ -94,9 +94,10 @@ def _clock(seconds: float) -> str:
 
 
 def rate_and_eta(counts) -> tuple[float, float | None]:
-    """Jobs per minute so far, and the seconds left at that rate (None before the first job ends)."""
+    """Jobs per minute since the actors were up, and the seconds left at that rate (None before the
+    first job ends)."""
     finished = counts.done + counts.failed
-    elapsed = max(time.monotonic() - counts.started, 1e-6)
+    elapsed = max(time.monotonic() - (counts.working_since or counts.started), 1e-6)
     rate = 60.0 * finished / elapsed
     left = counts.total - counts.skipped - finished
     return rate, (60.0 * left / rate if rate > 0 else None)
@@ -138,8 +139,8 @@ class ProgressBar:
 
 def print_summary(counts, ran: list[str], failed_before: list[str], status, out: Path, max_rows: int = 40) -> None:
     """One line of counts, then a table of this run's jobs (only the failed ones when there are many)."""
-    rate, _ = rate_and_eta(counts)
     elapsed = time.monotonic() - counts.started
+    rate = 60.0 * (counts.done + counts.failed) / max(elapsed, 1e-6)  # end to end: with Ray's start
     head = (f"humantex batch: {counts.total} jobs: {counts.done} done, {counts.skipped - counts.failed_before} already"
             f" done, {counts.failed} failed" + (f" ({counts.retried} retried after a worker died)" if counts.retried else "")
             + (f", {counts.failed_before} failed before with the same inputs (--retry-failed reruns them)"

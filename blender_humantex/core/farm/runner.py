@@ -100,6 +100,7 @@ class Counts:
     retried: int = 0
     running: int = 0
     started: float = field(default_factory=time.monotonic)
+    working_since: float | None = None  # the actors are up (Ray's and their start left out of the rate)
     stopping: bool = False
 
 
@@ -238,6 +239,7 @@ class _Loop:
 
     def run(self) -> None:
         last_tick = 0.0
+        self.counts.working_since = time.monotonic()
         while self.inflight or (self.pending and not self.counts.stopping):
             if not self.counts.stopping:
                 self._dispatch()
