@@ -188,11 +188,13 @@ def test_killed_actor_retried_once_then_failed(workdir, tmp_path):
         (['{"id": "a", "partial": "p.png"}'], "missing visibility"),
         (['{"id": "a", "photo": "p.jpg", "iuv": "i.png", "size": "big"}'], "must be an integer"),
         (["", "  "], "has no jobs"),
+        (['{"id": "a", "photo": "p.jpg", "iuv": "i.png"}'], "lacks"),  # --weights: a folder without them
     ],
 )
 def test_bad_manifest_one_line_exit_2_nothing_written(tmp_path, capsys, lines, fragment):
     (tmp_path / "jobs.jsonl").write_text("\n".join(lines) + "\n")
-    code = main(["batch", "--manifest", str(tmp_path / "jobs.jsonl"), "--out", str(tmp_path / "out")])
+    code = main(["batch", "--manifest", str(tmp_path / "jobs.jsonl"), "--out", str(tmp_path / "out"),
+                 *(["--weights", str(tmp_path)] if fragment == "lacks" else [])])
     err = capsys.readouterr().err
     assert code == 2
     assert err.count("\n") == 1 and err.startswith("humantex: error:") and fragment in err, err

@@ -47,17 +47,27 @@ def run(name: str, args) -> int:
     jobs = read_manifest(args.manifest)  # every line checked before anything is written
     # a folder we can write in (made with the first job), absolute: the actors' working folder is not ours
     out = prepare_output_dir(args.out, ()).absolute()
+    weights_dir = Path(args.weights).expanduser().resolve() if args.weights else DEFAULT_WEIGHTS_DIR
+    check_weights(weights_dir, {job.request.method or "full" for job in jobs})
     if importlib.util.find_spec("ray") is None:
         raise DependencyError(INSTALL_HINT)
-    weights_dir = Path(args.weights).expanduser().resolve() if args.weights else DEFAULT_WEIGHTS_DIR
-    if not weights_dir.is_dir():
-        raise InputError(f"weights folder not found: {weights_dir}", kind="missing_file")
     weights = weights_key(weights_dir)
     with batch_lock(out):
         counts = _run(args, jobs, out, weights, weights_dir)
     if counts.stopping:
         return 130
     return 1 if counts.failed or counts.failed_before else 0
+
+
+def check_weights(weights_dir: Path, methods) -> None:
+    """The weights files the jobs' methods need, there before Ray starts (the actors load them)."""
+    from ..pipeline import METHODS, WEIGHT_FILES
+
+    needed = sorted({WEIGHT_FILES[kind] for method in methods for kind in METHODS.get(method, ())})
+    missing = [name for name in needed if not (weights_dir / name).is_file()]
+    if missing:
+        raise InputError(f"weights folder {weights_dir} lacks {', '.join(missing)} (--weights: a folder holding"
+                         f" {', '.join(needed)})", kind="missing_file")
 
 
 def _run(args, jobs, out: Path, weights: str, weights_dir: Path):

@@ -136,6 +136,12 @@ def make_plan(ray, workers: int | None, device: str, weights_dir, address) -> Pl
     return Plan(workers, "cpu" if device == "auto" else device, 1, 0, 1, weights_dir, address)
 
 
+def last_line(error) -> str:
+    """The line of a Ray error that says what happened (its text holds a whole remote traceback)."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return lines[-1][:300] if lines else type(error).__name__
+
+
 class Farm:
     """The actors, kept at `plan.workers`: a dead one is replaced by a fresh one."""
 
@@ -146,8 +152,12 @@ class Farm:
         self.actors = []
         self.info = {}
         for actor in [self._spawn() for _ in range(plan.workers)]:
-            self._greet(actor)
             self.actors.append(actor)
+            try:
+                self._greet(actor)
+            except ray.exceptions.RayError as e:  # e.g. blender_humantex not installed on a node
+                raise HumantexError(f"the batch's workers cannot start on Ray: {last_line(e)} (every node needs"
+                                    " `pip install 'blender_humantex[scale]'`)", kind="ray") from None
 
     def _spawn(self):
         return self.remote.remote(self.plan.weights_dir, self.plan.device, self.plan.num_cpus, self.plan.slots)
@@ -283,8 +293,7 @@ class _Loop:
                        "error": f"the worker process died {self.attempts[job.id]} times while running this job"
                                 f" (killed, or out of memory): {type(e).__name__}"}
         except errors.RayError as e:
-            outcome = {"id": job.id, "status": "failed", "kind": "ray", "seconds": None,
-                       "error": " ".join(str(e).split())[:300]}
+            outcome = {"id": job.id, "status": "failed", "kind": "ray", "seconds": None, "error": last_line(e)}
         if outcome["status"] == "interrupted":
             return
         self.status.append({**outcome, "key": key, "attempts": self.attempts[job.id]})
