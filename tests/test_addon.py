@@ -450,7 +450,7 @@ def test_bad_inputs_give_one_line_errors(extension, prefs, pr99, tmp_path, setup
     elif setup == "no_uv":
         obj.data.uv_layers.remove(obj.data.uv_layers[0])
     elif setup == "camera_source":
-        props.source = "CAMERA"
+        props.source = "projection"
     elif setup == "bad_iuv":
         (tmp_path / "not_an_image.png").write_text("this is not a PNG")
         props.iuv = str(tmp_path / "not_an_image.png")  # reaches the worker, which refuses it
@@ -518,7 +518,7 @@ def test_camera_projection_source_generates_through_the_worker(extension, prefs,
     obj = new_scene_with_camera_and_smpl_sheet(smpl_corner_uvs)
     bpy.ops.wm.save_as_mainfile(filepath=str(tmp_path / "camera.blend"))
     props = bpy.context.scene.humantex
-    props.source = "CAMERA"
+    props.source = "projection"
     props.photo = str(pr99["photo"])
     props.size = SIZE
     assert bpy.ops.humantex.photo_to_camera() == {"FINISHED"}
@@ -545,10 +545,10 @@ def test_camera_projection_on_a_non_smpl_uv_map_fills_classically(extension, pre
     cam.location = (0.3, 0.0, 2.5)
     bpy.context.scene.camera = cam
     props = bpy.context.scene.humantex
-    props.source = "CAMERA"
+    props.source = "projection"
     props.photo = str(pr99["photo"])
     props.size = SIZE
-    assert "filled classically" in extension.addon.operators.topology_warning(obj, "CAMERA")
+    assert "filled classically" in extension.addon.operators.topology_warning(obj, "projection")
     assert bpy.ops.humantex.generate("EXEC_DEFAULT") == {"FINISHED"}
     assert "filled classically" in props.message
     material = obj.material_slots[0].material
@@ -561,7 +561,7 @@ def test_camera_projection_on_a_non_smpl_uv_map_fills_classically(extension, pre
 def test_camera_projection_bad_scene_is_one_line(extension, prefs, pr99, setup, message):
     obj = new_scene_with_mesh("Lonely")
     props = bpy.context.scene.humantex
-    props.source = "CAMERA"
+    props.source = "projection"
     props.photo = str(pr99["photo"])
     props.size = SIZE
     if setup == "looking_away":
@@ -687,13 +687,13 @@ def test_batch_unsavable_save_as_is_one_line(tmp_path):
 
 
 def test_headless_batch_camera_job(extension, prefs, pr99, smpl_corner_uvs, random_weights, tmp_path):
-    """A batch job with "source": "camera" projects through the scene camera, like the panel."""
+    """A batch job with "source": "projection" (or its old spelling "camera") projects through the scene camera, like the panel."""
     new_scene_with_camera_and_smpl_sheet(smpl_corner_uvs, name="Sheet")
     blend = tmp_path / "camera_batch.blend"
     bpy.ops.wm.save_as_mainfile(filepath=str(blend))
     manifest = tmp_path / "jobs.json"
     manifest.write_text(json.dumps({"jobs": [
-        {"object": "Sheet", "source": "camera", "photo": str(pr99["photo"]), "size": 256},
+        {"object": "Sheet", "source": "projection", "photo": str(pr99["photo"]), "size": 256},
         {"object": "Sheet", "source": "camera", "photo": str(pr99["photo"]), "iuv": str(pr99["iuv"])},
     ]}))  # fmt: skip
     command = [

@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 from test_pipeline import write_random_weights  # same random-weight files as the pipeline tests
 
-from blender_humantex.core.cli import main
+from blender_humantex.cli import main
 from blender_humantex.core.imageio import read_rgb, write_png
 
 
@@ -27,7 +27,7 @@ def humantex(*args, timeout=180):
 
 
 def humantex_in_process(capsys, *args):
-    """The same CLI entry point (core.cli.main) called in this process: saves a torch import per case."""
+    """The same CLI entry point (cli.main) called in this process: saves a torch import per case."""
     returncode = main([str(a) for a in args])
     captured = capsys.readouterr()
     return subprocess.CompletedProcess(args, returncode, captured.out, captured.err)

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import torch
 
+from blender_humantex.cli import main
 from blender_humantex.core import evaluate as ev
-from blender_humantex.core.cli import main
 from blender_humantex.core.errors import InputError
 from blender_humantex.core.imageio import read_rgb
 from blender_humantex.core.models import ModelConfig, build_model, save_model

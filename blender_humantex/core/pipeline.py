@@ -28,8 +28,8 @@ from .device import resolve_device
 from .errors import HumantexError, InputError, WeightsError
 from .files import DEFAULT_WEIGHTS_DIR
 from .layers import LAYER_NAMES
-from .uv_layout import MAX_SIZE, MIN_SIZE
-from .uv_layout import check_size as check_texture_size
+from .request import MAX_SIZE, MIN_SIZE
+from .request import check_size as check_texture_size
 
 WEIGHT_FILES = {"sampler": "sampler.safetensors", "refiner": "refiner.safetensors", "lazova": "lazova.safetensors"}
 # Each method's networks, in the order models.methods.define_method passes them to the method object.

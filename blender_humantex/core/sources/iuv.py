@@ -1,4 +1,4 @@
-"""DensePose IUV + photo -> partial SMPL-UV texture and its visibility mask.
+"""The `iuv` source: DensePose IUV + photo -> partial SMPL-UV texture and its visibility mask.
 
 Method (inverse mapping, so a small person never leaves holes in a large texture):
 1. The chosen person's pixels are taken from the IUV (and INDS), and the silhouette is eroded so that
@@ -22,17 +22,18 @@ when both or neither could be I.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import time
-from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
-from .errors import InputError
-from .files import write_json
-from .imageio import DEFAULT_MAX_PIXELS, read_raw_u8, read_rgb, write_png
-from .uv_layout import DP_GRID, LAYOUT_ID, check_size, get_layout, rasterize_triangles
+from ..errors import InputError
+from ..imageio import DEFAULT_MAX_PIXELS, read_raw_u8, read_rgb
+from ..request import check_size
+from ..uv_layout import DP_GRID, LAYOUT_ID, get_layout, rasterize_triangles
+from .partial import PartialTexture, as_photo, json_safe
+from .raster import erode
 
 # The unwrap's own texture sizes, inside uv_layout's MIN_SIZE..MAX_SIZE (see working_size).
 MIN_TEXTURE_SIZE, MAX_TEXTURE_SIZE = 256, 2048
@@ -52,18 +53,6 @@ STRETCH_FLOOR = 6.0
 # and so does this module. (Against SMPLitex's partial texture, -0.5 scores 0.3 dB higher and +0.5 0.9 dB
 # lower; that reference has its own rounding, so DensePose's convention is kept.)
 IUV_CELL_CENTRE = 0.0
-
-
-@dataclass
-class PartialTexture:
-    partial: np.ndarray  # float32 S×S×3 in [0, 1], sRGB as in the photo; unseen texels exactly 0
-    visibility: np.ndarray  # float32 S×S in {0, 1}
-    meta: dict = field(default_factory=dict)
-    photo: np.ndarray | None = None  # float32 H×W×3, the photo as unwrap_files read it (for contact sheets)
-
-    @property
-    def size(self) -> int:
-        return int(self.partial.shape[0])
 
 
 # ---------------------------------------------------------------- input checks
@@ -109,23 +98,6 @@ def iuv_channels(raw: np.ndarray, order: str = "auto") -> tuple[np.ndarray, str]
             kind="not_iuv",
         )
     return np.ascontiguousarray(iuv), order
-
-
-def as_photo(photo: np.ndarray) -> np.ndarray:
-    """A photo array as float32 H×W×3 in [0, 1] (grey repeated, uint8 scaled, alpha over black), or InputError."""
-    photo = np.asarray(photo)
-    if photo.ndim == 2:
-        photo = np.repeat(photo[..., None], 3, axis=2)
-    if photo.ndim != 3 or photo.shape[2] not in (3, 4):
-        raise InputError(f"photo must be H×W×3 (or ×4), got shape {photo.shape}", kind="bad_photo")
-    if photo.dtype == np.uint8:
-        photo = photo.astype(np.float32) / 255.0
-    photo = photo.astype(np.float32, copy=False)
-    if photo.shape[2] == 4:  # composite over black, as imageio.read_rgb does for files
-        photo = photo[..., :3] * photo[..., 3:4]
-    if not np.isfinite(photo).all():
-        raise InputError("photo contains NaN or infinite values", kind="bad_photo")
-    return np.ascontiguousarray(np.clip(photo, 0.0, 1.0))
 
 
 def _as_inds(inds: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
@@ -184,16 +156,6 @@ def working_size(output_size: int) -> int:
 
 
 # ---------------------------------------------------------------- the mapping
-
-
-def _erode(mask: np.ndarray, px: int) -> np.ndarray:
-    if px <= 0:
-        return mask
-    import cv2
-
-    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * px + 1, 2 * px + 1))
-    # border_value 0: pixels on the image edge count as outline too
-    return cv2.erode(mask.astype(np.uint8), kernel, borderType=cv2.BORDER_CONSTANT, borderValue=0).astype(bool)
 
 
 def photo_position_grid(iuv: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -341,7 +303,7 @@ def _prepare(iuv, inds, person, erode_px):
             f" {max_erode_px(iuv.shape[:2])} px ({MAX_ERODE_FRACTION:.0%} of its shorter side)",
             kind="bad_argument",
         )
-    eroded = _erode(mask, int(erode_px))
+    eroded = erode(mask, int(erode_px), "ellipse")
     if not eroded.any():
         eroded = mask  # a person thinner than the erosion: keep what there is rather than nothing
     return mask, eroded, chosen, persons, int(erode_px)
@@ -475,19 +437,21 @@ def unwrap_files(photo_path, iuv_path, inds_path=None, person: int | None = None
         progress("load", 1.0)
     result = unwrap(photo, iuv, inds=inds, person=person, size=size, erode_px=erode_px,
                     on_size_mismatch=on_size_mismatch, progress=progress)
-    result.meta.update(
-        photo=str(photo_path), iuv=str(iuv_path), inds=None if inds_path is None else str(inds_path), iuv_order=order
-    )
-    result.meta["timings_ms"]["load_ms"] = round(load_ms, 2)
-    result.photo = photo
-    return result
+    meta = dict(result.meta, photo=str(photo_path), iuv=str(iuv_path),
+                inds=None if inds_path is None else str(inds_path), iuv_order=order)
+    meta["timings_ms"] = dict(meta["timings_ms"], load_ms=round(load_ms, 2))
+    return dataclasses.replace(result, meta=meta, photo=photo)
 
 
-def write_partial(out_dir, result: PartialTexture) -> dict[str, Path]:
-    """Write partial.png, visibility.png and meta.json (the CLI contract) into out_dir."""
-    out_dir = Path(out_dir)
-    return {
-        "partial": write_png(out_dir / "partial.png", result.partial),
-        "visibility": write_png(out_dir / "visibility.png", result.visibility),
-        "meta": write_json(out_dir / "meta.json", result.meta),
-    }
+def read(request, size, progress=None, on_size_mismatch: str = "error",
+         erode_px: int | None = DEFAULT_ERODE_PX) -> PartialTexture:
+    """The `iuv` source: photo + DensePose IUV (+ INDS), unwrapped at the working size for `size`."""
+    options = {"iuv_order": request.iuv_order} if request.iuv_order is not None else {}
+    if request.max_pixels is not None:
+        options["max_pixels"] = request.max_pixels
+    result = unwrap_files(request.photo, request.iuv, inds_path=request.inds, person=request.person,
+                          size=working_size(size), on_size_mismatch=on_size_mismatch, erode_px=erode_px,
+                          progress=progress, **options)
+    job_meta = {} if request.person is None else {"person": request.person}
+    job_meta["unwrap"] = json_safe(result.meta)
+    return dataclasses.replace(result, job_meta=job_meta)
