@@ -158,48 +158,58 @@ def working_size(output_size: int) -> int:
 # ---------------------------------------------------------------- the mapping
 
 
+# Triangles of neighbouring pixels on one part: (a, b, c) and (b, d, c) in each 2×2 block, where
+# a = (r, c), b = (r, c+1), c = (r+1, c), d = (r+1, c+1). Offsets are (row, col) from the block corner.
+PIXEL_TRIANGLES = (((0, 0), (0, 1), (1, 0)), ((0, 1), (1, 1), (1, 0)))
+
+
 def photo_position_grid(iuv: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """For every DensePose point (part, V, U) on the 256² grids: where the person shows it in the image.
 
     Returns float32 25×256×256×2 (x, y) in IUV pixel coordinates (pixel centres at integers); NaN where
     the person does not show that point.
     """
-    g = DP_GRID
     part = np.where(mask, iuv[..., 0], 0).astype(np.int16)
     u = iuv[..., 1].astype(np.int16)
     v = iuv[..., 2].astype(np.int16)
-
-    # Triangles of neighbouring pixels on one part: (a, b, c) and (b, d, c) in each 2×2 block, where
-    # a = (r, c), b = (r, c+1), c = (r+1, c), d = (r+1, c+1). Offsets are (row, col) from the block corner.
-    corners_of = (((0, 0), (0, 1), (1, 0)), ((0, 1), (1, 1), (1, 0)))
     view = {}
     for dr in (0, 1):
         for dc in (0, 1):
             sl = (slice(dr, part.shape[0] - 1 + dr), slice(dc, part.shape[1] - 1 + dc))
             view[dr, dc] = (part[sl], u[sl], v[sl])
     same, ext = [], []
-    for corners in corners_of:
+    for corners in PIXEL_TRIANGLES:
         (p0, u0, v0), (p1, u1, v1), (p2, u2, v2) = (view[k] for k in corners)
         same.append((p0 > 0) & (p1 == p0) & (p2 == p0))
         # (U, V) bounding-box extent of the triangle: the stretch measure, cheap in integers
         ext_u = np.maximum(np.maximum(u0, u1), u2) - np.minimum(np.minimum(u0, u1), u2)
         ext_v = np.maximum(np.maximum(v0, v1), v2) - np.minimum(np.minimum(v0, v1), v2)
         ext.append(np.maximum(ext_u, ext_v))
+    grid = _rasterised_grid(view, same, ext, _stretch_limits(view, same, ext))
+    _direct_cells(grid, part, u, v)
+    return grid
 
-    # per-part stretch limit from the 90th percentile of the extent (a histogram per part)
+
+def _stretch_limits(view: dict, same: list, ext: list) -> np.ndarray:
+    """Per part, the largest (U, V) extent of a kept triangle: from the 90th percentile of the extent
+    (a histogram per part)."""
     hist = np.zeros((25, 256), dtype=np.int64)
-    for k, corners in enumerate(corners_of):
+    for k, corners in enumerate(PIXEL_TRIANGLES):
         p0 = view[corners[0]][0]
         hist += np.bincount(p0[same[k]].astype(np.intp) * 256 + ext[k][same[k]], minlength=25 * 256).reshape(25, 256)
     cdf = np.cumsum(hist, axis=1)
     p90 = np.argmax(cdf >= 0.9 * np.maximum(cdf[:, -1:], 1), axis=1)
-    limit = np.maximum(STRETCH_FLOOR, STRETCH_FACTOR * p90).astype(np.int16)
+    return np.maximum(STRETCH_FLOOR, STRETCH_FACTOR * p90).astype(np.int16)
 
+
+def _rasterised_grid(view: dict, same: list, ext: list, limit: np.ndarray) -> np.ndarray:
+    """The kept pixel triangles rasterised into the 25 part grids, interpolating their corners' image positions."""
+    g = DP_GRID
     tri_u, tri_v, tri_p, tri_xy = [], [], [], []
-    for k, corners in enumerate(corners_of):
+    for k, corners in enumerate(PIXEL_TRIANGLES):
         p0 = view[corners[0]][0]
         # a triangle inside one 1×1 cell square covers no grid point but its own corners, which the
-        # direct per-cell means below already give: skip those (most triangles, for a large person)
+        # direct per-cell means (_direct_cells) already give: skip those (most triangles, for a large person)
         keep = same[k] & (ext[k] > 1) & (ext[k] <= limit[p0])
         r, c = np.nonzero(keep)
         tri_p.append(p0[r, c])
@@ -207,7 +217,6 @@ def photo_position_grid(iuv: np.ndarray, mask: np.ndarray) -> np.ndarray:
         tri_v.append(np.stack([view[q][2][r, c] for q in corners], axis=1))
         tri_xy.append(np.stack([np.stack([c + q[1], r + q[0]], axis=-1) for q in corners], axis=1))
     kp = np.concatenate(tri_p).astype(np.float64)
-
     grid = np.full((25, g, g, 2), np.nan, dtype=np.float32)
     if len(kp):
         tu = np.concatenate(tri_u).astype(np.float64)
@@ -219,8 +228,13 @@ def photo_position_grid(iuv: np.ndarray, mask: np.ndarray) -> np.ndarray:
         strip = np.full((g, 25 * g, 2), np.nan, dtype=np.float32)
         strip[hit] = np.einsum("nk,nkc->nc", bary[hit], positions[index[hit]])
         grid = np.ascontiguousarray(strip.reshape(g, 25, g, 2).transpose(1, 0, 2, 3))
+    return grid
 
-    # cells hit by pixels directly: the mean position of those pixels (exact where the person is large)
+
+def _direct_cells(grid: np.ndarray, part: np.ndarray, u: np.ndarray, v: np.ndarray) -> None:
+    """Cells hit by pixels directly take the mean position of those pixels (exact where the person is
+    large), in place; part 0 (the background) has no positions."""
+    g = DP_GRID
     ys, xs = np.nonzero(part > 0)
     cell = (part[ys, xs].astype(np.int64) * g + v[ys, xs]) * g + u[ys, xs]
     n_cells = 25 * g * g
@@ -230,7 +244,6 @@ def photo_position_grid(iuv: np.ndarray, mask: np.ndarray) -> np.ndarray:
     flat[hit, 0] = (np.bincount(cell, weights=xs, minlength=n_cells)[hit] / count[hit]).astype(np.float32)
     flat[hit, 1] = (np.bincount(cell, weights=ys, minlength=n_cells)[hit] / count[hit]).astype(np.float32)
     grid[0] = np.nan
-    return grid
 
 
 @functools.lru_cache(maxsize=4)
@@ -334,51 +347,28 @@ def unwrap(photo: np.ndarray, iuv: np.ndarray, inds: np.ndarray | None = None, p
     """
     timings = {}
     t0 = time.perf_counter()
+    report = progress or (lambda stage, fraction: None)
     size = _check_size(size)
-    if on_size_mismatch not in ("error", "resize"):
-        raise InputError(f"on_size_mismatch must be 'error' or 'resize', got {on_size_mismatch!r}", kind="bad_argument")
-    photo = as_photo(photo)
-    iuv = np.asarray(iuv)
-    if iuv.ndim == 3 and photo.shape[:2] != iuv.shape[:2]:
-        if on_size_mismatch == "error":
-            raise InputError(
-                f"photo is {photo.shape[1]}×{photo.shape[0]} but the IUV is {iuv.shape[1]}×{iuv.shape[0]};"
-                " pass --on-size-mismatch resize to stretch the IUV over the photo",
-                kind="size_mismatch",
-            )
-    if progress:
-        progress("unwrap", 0.0)
+    photo, iuv = _check_sizes(photo, iuv, on_size_mismatch)
+    report("unwrap", 0.0)
     mask, eroded, chosen, persons, erode_px = _prepare(iuv, inds, person, erode_px)
     timings["select_ms"] = (time.perf_counter() - t0) * 1e3
 
     t = time.perf_counter()
     layout = get_layout(size)
     timings["layout_ms"] = (time.perf_counter() - t) * 1e3
-    if progress:
-        progress("unwrap", 0.3)
+    report("unwrap", 0.3)
 
     t = time.perf_counter()
-    grid = photo_position_grid(iuv, eroded)
-    xy, visible = texel_photo_positions(grid, layout)
+    xy, visible = texel_photo_positions(photo_position_grid(iuv, eroded), layout)
     timings["map_ms"] = (time.perf_counter() - t) * 1e3
-    if progress:
-        progress("unwrap", 0.7)
+    report("unwrap", 0.7)
 
     t = time.perf_counter()
-    import cv2
-
-    # IUV pixel centres -> photo pixel centres (identity when the sizes match)
-    sx = photo.shape[1] / iuv.shape[1]
-    sy = photo.shape[0] / iuv.shape[0]
-    map_x = np.where(visible, (xy[..., 0] + 0.5) * sx - 0.5, -1.0).astype(np.float32)
-    map_y = np.where(visible, (xy[..., 1] + 0.5) * sy - 0.5, -1.0).astype(np.float32)
-    partial = cv2.remap(photo, map_x, map_y, interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    visibility = visible.astype(np.float32)
-    partial *= visibility[..., None]
+    partial, visibility = _sample_photo(photo, iuv.shape[:2], xy, visible)
     timings["sample_ms"] = (time.perf_counter() - t) * 1e3
     timings["total_ms"] = (time.perf_counter() - t0) * 1e3
-    if progress:
-        progress("unwrap", 1.0)
+    report("unwrap", 1.0)
 
     chart_texels = int(layout.chart_mask.sum())
     meta = {
@@ -394,7 +384,37 @@ def unwrap(photo: np.ndarray, iuv: np.ndarray, inds: np.ndarray | None = None, p
         "erode_px": int(erode_px),
         "timings_ms": {k: round(v, 2) for k, v in timings.items()},
     }
-    return PartialTexture(partial=partial.astype(np.float32, copy=False), visibility=visibility, meta=meta)
+    return PartialTexture(partial=partial, visibility=visibility, meta=meta)
+
+
+def _check_sizes(photo, iuv, on_size_mismatch: str) -> tuple[np.ndarray, np.ndarray]:
+    """(the photo as float32 H×W×3, the IUV as an array), or InputError when their sizes differ and may not."""
+    if on_size_mismatch not in ("error", "resize"):
+        raise InputError(f"on_size_mismatch must be 'error' or 'resize', got {on_size_mismatch!r}", kind="bad_argument")
+    photo = as_photo(photo)
+    iuv = np.asarray(iuv)
+    if iuv.ndim == 3 and photo.shape[:2] != iuv.shape[:2] and on_size_mismatch == "error":
+        raise InputError(
+            f"photo is {photo.shape[1]}×{photo.shape[0]} but the IUV is {iuv.shape[1]}×{iuv.shape[0]};"
+            " pass --on-size-mismatch resize to stretch the IUV over the photo",
+            kind="size_mismatch",
+        )
+    return photo, iuv
+
+
+def _sample_photo(photo: np.ndarray, iuv_shape, xy: np.ndarray, visible: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(partial float32 S×S×3, visibility float32 S×S): the photo sampled bilinearly at the seen texels' positions."""
+    import cv2
+
+    # IUV pixel centres -> photo pixel centres (identity when the sizes match)
+    sx = photo.shape[1] / iuv_shape[1]
+    sy = photo.shape[0] / iuv_shape[0]
+    map_x = np.where(visible, (xy[..., 0] + 0.5) * sx - 0.5, -1.0).astype(np.float32)
+    map_y = np.where(visible, (xy[..., 1] + 0.5) * sy - 0.5, -1.0).astype(np.float32)
+    partial = cv2.remap(photo, map_x, map_y, interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    visibility = visible.astype(np.float32)
+    partial *= visibility[..., None]
+    return partial.astype(np.float32, copy=False), visibility
 
 
 # ---------------------------------------------------------------- files

@@ -79,7 +79,7 @@ def _as_mask(mask, shape) -> np.ndarray | None:
 
 
 def project(mesh: MeshData, camera: Camera, photo, mask=None, size: int = 1024, erode_px: int = DEFAULT_MARGIN_PX,
-            max_angle_deg: float = DEFAULT_MAX_ANGLE_DEG, progress=None):
+            max_angle_deg: float = DEFAULT_MAX_ANGLE_DEG, progress=None) -> ProjectedTexture:
     """Project `photo` (H×W×3, float [0, 1] or uint8, seen through `camera`) onto the mesh's UV map.
 
     camera must be for the photo's size (load_camera / camera_from_dict fit it). mask: optional
@@ -88,16 +88,10 @@ def project(mesh: MeshData, camera: Camera, photo, mask=None, size: int = 1024, 
     meta (coverage, counts, timings; `geometric` holds the exact depth-and-facing visibility before
     the grazing and silhouette margins, for diagnostics).
     """
-    import cv2
-
     timings = {}
     t0 = time.perf_counter()
     report = progress or (lambda stage, fraction: None)
-    size = check_size(size)
-    if erode_px is None or int(erode_px) < 0:
-        raise InputError(f"erosion must be ≥ 0 pixels, got {erode_px}", kind="bad_argument")
-    if not 0 < float(max_angle_deg) <= 90:
-        raise InputError(f"the grazing-angle limit must be in (0, 90] degrees, got {max_angle_deg}", kind="bad_argument")
+    size = _check_limits(size, erode_px, max_angle_deg)
     mesh = mesh.check()
     photo = as_photo(photo)
     height, width = photo.shape[:2]
@@ -106,139 +100,239 @@ def project(mesh: MeshData, camera: Camera, photo, mask=None, size: int = 1024, 
                          kind="size_mismatch")
     person = _as_mask(mask, (height, width))
     report("project", 0.0)
-
-    verts, tris = mesh.vertices, mesh.triangles
-    corners = verts[tris]  # T×3×3
-    normals = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])  # T×3, |n| = 2·area
-    doubled_area = np.linalg.norm(normals, axis=1)
-    scale = float(np.ptp(verts, axis=0).max())
-    if scale <= 0 or doubled_area.max() <= 1e-12 * scale * scale:
-        raise InputError("the mesh is degenerate: its triangles have no area", kind="degenerate_mesh")
-    uv_px = uv_to_pixels(mesh.corner_uvs, size)
-    uv_area = np.abs(np.cross(uv_px[:, 1] - uv_px[:, 0], uv_px[:, 2] - uv_px[:, 0]))
-    if uv_area.max() <= 1e-9:
-        raise InputError("the mesh's UV map is degenerate: every UV triangle has zero area", kind="no_uvs")
-
-    # ---- camera space, depth buffer
-    xy, z = camera.project(verts)
-    near = 1e-6 * max(scale, float(np.abs(z).max()))
-    tri_z = z[tris]  # T×3
-    in_front = (tri_z > near).all(axis=1)
-    screen = xy[tris]  # T×3×2
-    inv_z = np.where(in_front[:, None], 1.0 / np.where(tri_z > near, tri_z, 1.0), np.nan)
-    screen_ok = np.where(in_front[:, None, None], screen, np.nan)
-    if not in_front.any():
-        raise InputError("the camera does not see the mesh: all of it is behind the camera", kind="not_in_view")
-    t = time.perf_counter()
-    buf, face_id = depth_buffer(screen_ok, inv_z, height, width)
-    timings["depth_ms"] = (time.perf_counter() - t) * 1e3
-    covered = face_id >= 0
-    if not covered.any():
-        raise InputError(f"the camera does not see the mesh: no part of it falls inside the {width}×{height} view",
-                         kind="not_in_view")
-    centre = camera.centre
-    facing_tri = np.einsum("ij,ij->i", normals, centre - corners[:, 0]) > 0  # T: front side towards the camera
-    front_ids = face_id[covered]
-    backface_share = float((~facing_tri[front_ids]).mean())
-    if backface_share > INSIDE_BACKFACE_FRACTION:
-        raise InputError(
-            f"the camera is inside the mesh: {backface_share:.0%} of what it sees are the backs of triangles; move the"
-            " camera out (or, if it is outside, the mesh's normals point inwards: recalculate them outside)",
-            kind="camera_inside")
+    surface = _Surface.of(mesh, size)
+    view = _View.of(surface, camera, height, width, timings)
     report("project", 0.4)
+    texels = _Texels.of(surface, view, camera, size, width, height, timings)
+    t = time.perf_counter()
+    geometric = texels.inside & _depth_test(surface, view, texels)
+    not_grazing = _not_grazing(surface, camera, texels, max_angle_deg)
+    clean = _clean_pixels(view, person, erode_px)
+    seen = geometric & not_grazing & clean[texels.iy, texels.ix]
+    timings["visibility_ms"] = (time.perf_counter() - t) * 1e3 + texels.visibility_ms
+    report("project", 0.8)
+    t = time.perf_counter()
+    partial, visibility = _colours(photo, texels, seen, size)
+    timings["sample_ms"] = (time.perf_counter() - t) * 1e3
+    timings["total_ms"] = (time.perf_counter() - t0) * 1e3
+    if not seen.any():
+        raise InputError(f"no texel of the mesh is visible from the camera: {_why_unseen(person, geometric, not_grazing)}",
+                         kind="no_visible_texels")
+    report("project", 1.0)
+    geometric_map = np.zeros((size, size), dtype=bool)
+    geometric_map[texels.rows[geometric], texels.cols[geometric]] = True
+    meta = _meta(surface, view, camera, size, (width, height), erode_px, max_angle_deg, seen, geometric, person, timings)
+    return ProjectedTexture(partial=partial, visibility=visibility, meta=meta, geometric=geometric_map)
 
-    # ---- texel space: each texel's triangle, barycentrics and surface point. Only triangles that
-    # can be seen at all (in front, facing the camera, overlapping the photo) are rasterised: the
-    # texels of the others stay unseen, and the work halves.
-    t = time.perf_counter()
-    lo, hi = np.nanmin(screen_ok, axis=1), np.nanmax(screen_ok, axis=1)
-    overlaps = (hi[:, 0] >= -0.5) & (lo[:, 0] <= width - 0.5) & (hi[:, 1] >= -0.5) & (lo[:, 1] <= height - 0.5)
-    candidates = np.nonzero(in_front & facing_tri & overlaps)[0]
-    texel_face, texel_bary = rasterize_triangles(uv_px[candidates], size, size, dtype=np.float32)
-    timings["uv_raster_ms"] = (time.perf_counter() - t) * 1e3
-    t = time.perf_counter()
-    rows, cols = np.nonzero(texel_face >= 0)
-    f = candidates[texel_face[rows, cols]]
-    bary = texel_bary[rows, cols]  # N×3 float32
-    tri_cam = camera.to_camera(corners.reshape(-1, 3)).reshape(-1, 3, 3).astype(np.float32)  # T×3×3
-    cam_pts = np.einsum("nk,nkc->nc", bary, tri_cam[f])  # N×3 camera space
-    pz = cam_pts[:, 2]
-    K = camera.K.astype(np.float32)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        own_inv_z = 1.0 / pz
-        px = (K[0, 0] * cam_pts[:, 0] + K[0, 1] * cam_pts[:, 1]) * own_inv_z + K[0, 2]
-        py = K[1, 1] * cam_pts[:, 1] * own_inv_z + K[1, 2]
-    inside = (pz > near) & (px >= 0) & (px <= width - 1) & (py >= 0) & (py <= height - 1)
-    ix = np.clip(np.rint(np.nan_to_num(px)), 0, width - 1).astype(np.int64)
-    iy = np.clip(np.rint(np.nan_to_num(py)), 0, height - 1).astype(np.int64)
-    front = face_id[iy, ix].astype(np.int64)
-    planes = inv_z_planes(screen_ok, inv_z).astype(np.float32)
+
+def _check_limits(size, erode_px, max_angle_deg) -> int:
+    """The texture size, or InputError for a size, margin or grazing-angle limit out of range."""
+    size = check_size(size)
+    if erode_px is None or int(erode_px) < 0:
+        raise InputError(f"erosion must be ≥ 0 pixels, got {erode_px}", kind="bad_argument")
+    if not 0 < float(max_angle_deg) <= 90:
+        raise InputError(f"the grazing-angle limit must be in (0, 90] degrees, got {max_angle_deg}", kind="bad_argument")
+    return size
+
+
+@dataclass(frozen=True, eq=False)
+class _Surface:
+    """The mesh's triangles in world space and in texel space."""
+
+    verts: np.ndarray  # V×3
+    tris: np.ndarray  # T×3
+    corners: np.ndarray  # T×3×3
+    normals: np.ndarray  # T×3, |n| = 2·area
+    scale: float  # the mesh's largest extent
+    uv_px: np.ndarray  # T×3×2 corners in texels
+    uv_area: np.ndarray  # T, doubled UV area in texels²
+
+    @classmethod
+    def of(cls, mesh: MeshData, size: int) -> _Surface:
+        verts, tris = mesh.vertices, mesh.triangles
+        corners = verts[tris]  # T×3×3
+        normals = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])  # T×3, |n| = 2·area
+        doubled_area = np.linalg.norm(normals, axis=1)
+        scale = float(np.ptp(verts, axis=0).max())
+        if scale <= 0 or doubled_area.max() <= 1e-12 * scale * scale:
+            raise InputError("the mesh is degenerate: its triangles have no area", kind="degenerate_mesh")
+        uv_px = uv_to_pixels(mesh.corner_uvs, size)
+        uv_area = np.abs(np.cross(uv_px[:, 1] - uv_px[:, 0], uv_px[:, 2] - uv_px[:, 0]))
+        if uv_area.max() <= 1e-9:
+            raise InputError("the mesh's UV map is degenerate: every UV triangle has zero area", kind="no_uvs")
+        return cls(verts, tris, corners, normals, scale, uv_px, uv_area)
+
+
+@dataclass(frozen=True, eq=False)
+class _View:
+    """The mesh as the camera sees it: projected triangles and the depth buffer at the photo's resolution."""
+
+    near: float  # the least depth in front of the camera
+    in_front: np.ndarray  # T bool: all corners in front of the camera
+    screen_ok: np.ndarray  # T×3×2 projected corners, NaN for triangles not in front
+    inv_z: np.ndarray  # T×3 1/z of the corners, NaN for triangles not in front
+    buf: np.ndarray  # H×W nearest 1/z, 0 where empty
+    face_id: np.ndarray  # H×W nearest triangle, -1 where empty
+    facing: np.ndarray  # T bool: front side towards the camera
+
+    @classmethod
+    def of(cls, surface: _Surface, camera: Camera, height: int, width: int, timings: dict) -> _View:
+        xy, z = camera.project(surface.verts)
+        near = 1e-6 * max(surface.scale, float(np.abs(z).max()))
+        tri_z = z[surface.tris]  # T×3
+        in_front = (tri_z > near).all(axis=1)
+        screen = xy[surface.tris]  # T×3×2
+        inv_z = np.where(in_front[:, None], 1.0 / np.where(tri_z > near, tri_z, 1.0), np.nan)
+        screen_ok = np.where(in_front[:, None, None], screen, np.nan)
+        if not in_front.any():
+            raise InputError("the camera does not see the mesh: all of it is behind the camera", kind="not_in_view")
+        t = time.perf_counter()
+        buf, face_id = depth_buffer(screen_ok, inv_z, height, width)
+        timings["depth_ms"] = (time.perf_counter() - t) * 1e3
+        if not (face_id >= 0).any():
+            raise InputError(f"the camera does not see the mesh: no part of it falls inside the {width}×{height} view",
+                             kind="not_in_view")
+        facing = np.einsum("ij,ij->i", surface.normals, camera.centre - surface.corners[:, 0]) > 0
+        backface_share = float((~facing[face_id[face_id >= 0]]).mean())
+        if backface_share > INSIDE_BACKFACE_FRACTION:
+            raise InputError(
+                f"the camera is inside the mesh: {backface_share:.0%} of what it sees are the backs of triangles; move"
+                " the camera out (or, if it is outside, the mesh's normals point inwards: recalculate them outside)",
+                kind="camera_inside")
+        return cls(near, in_front, screen_ok, inv_z, buf, face_id, facing)
+
+    @property
+    def covered(self) -> np.ndarray:
+        return self.face_id >= 0
+
+
+@dataclass(frozen=True, eq=False)
+class _Texels:
+    """Every texel a visible-side triangle covers: its triangle, barycentrics, camera-space point and photo position."""
+
+    rows: np.ndarray  # N texel rows
+    cols: np.ndarray  # N texel columns
+    f: np.ndarray  # N triangle ids
+    bary: np.ndarray  # N×3 float32
+    cam_pts: np.ndarray  # N×3 camera space
+    px: np.ndarray  # N photo x
+    py: np.ndarray  # N photo y
+    own_inv_z: np.ndarray  # N 1/z of the texel's own point
+    inside: np.ndarray  # N bool: in front of the camera and inside the photo
+    ix: np.ndarray  # N nearest photo column
+    iy: np.ndarray  # N nearest photo row
+    visibility_ms: float  # the time spent here on the visibility's share
+
+    @classmethod
+    def of(cls, surface: _Surface, view: _View, camera: Camera, size: int, width: int, height: int,
+           timings: dict) -> _Texels:
+        # Only triangles that can be seen at all (in front, facing the camera, overlapping the photo) are
+        # rasterised: the texels of the others stay unseen, and the work halves.
+        t = time.perf_counter()
+        lo, hi = np.nanmin(view.screen_ok, axis=1), np.nanmax(view.screen_ok, axis=1)
+        overlaps = (hi[:, 0] >= -0.5) & (lo[:, 0] <= width - 0.5) & (hi[:, 1] >= -0.5) & (lo[:, 1] <= height - 0.5)
+        candidates = np.nonzero(view.in_front & view.facing & overlaps)[0]
+        texel_face, texel_bary = rasterize_triangles(surface.uv_px[candidates], size, size, dtype=np.float32)
+        timings["uv_raster_ms"] = (time.perf_counter() - t) * 1e3
+        t = time.perf_counter()
+        rows, cols = np.nonzero(texel_face >= 0)
+        f = candidates[texel_face[rows, cols]]
+        bary = texel_bary[rows, cols]  # N×3 float32
+        tri_cam = camera.to_camera(surface.corners.reshape(-1, 3)).reshape(-1, 3, 3).astype(np.float32)  # T×3×3
+        cam_pts = np.einsum("nk,nkc->nc", bary, tri_cam[f])  # N×3 camera space
+        pz = cam_pts[:, 2]
+        K = camera.K.astype(np.float32)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            own_inv_z = 1.0 / pz
+            px = (K[0, 0] * cam_pts[:, 0] + K[0, 1] * cam_pts[:, 1]) * own_inv_z + K[0, 2]
+            py = K[1, 1] * cam_pts[:, 1] * own_inv_z + K[1, 2]
+        inside = (pz > view.near) & (px >= 0) & (px <= width - 1) & (py >= 0) & (py <= height - 1)
+        ix = np.clip(np.rint(np.nan_to_num(px)), 0, width - 1).astype(np.int64)
+        iy = np.clip(np.rint(np.nan_to_num(py)), 0, height - 1).astype(np.int64)
+        return cls(rows, cols, f, bary, cam_pts, px, py, own_inv_z, inside, ix, iy, (time.perf_counter() - t) * 1e3)
+
+
+def _depth_test(surface: _Surface, view: _View, texels: _Texels) -> np.ndarray:
+    """N bool: the texel's point is the nearest surface at its pixel (within DEPTH_TOLERANCE).
+
+    Seen when the nearest pixel shows the texel's own triangle or a neighbour sharing a vertex (the same
+    surface: extrapolating a neighbour's plane fails where the surface turns edge-on), or a surface
+    not nearer than the tolerance; where the pixel shows no surface (on the silhouette), nothing is in front.
+    """
+    px, py, f, tris = texels.px, texels.py, texels.f, surface.tris
+    front = view.face_id[texels.iy, texels.ix].astype(np.int64)
+    planes = inv_z_planes(view.screen_ok, view.inv_z).astype(np.float32)
     fr = np.maximum(front, 0)
     front_inv_z = planes[fr, 0] * px + planes[fr, 1] * py + planes[fr, 2]
-    # Seen when the nearest pixel shows the texel's own triangle or a neighbour sharing a vertex (the same
-    # surface: extrapolating a neighbour's plane fails where the surface turns edge-on), or a surface
-    # not nearer than the tolerance; where the pixel shows no surface (on the silhouette), nothing is in front.
     same = front == f
     near_ids = np.nonzero(~same & (front >= 0))[0]
     shares = (tris[front[near_ids]][:, :, None] == tris[f[near_ids]][:, None, :]).any(axis=(1, 2))
     same[near_ids[shares]] = True
-    depth_ok = (front < 0) | same | (own_inv_z >= front_inv_z * np.float32(1.0 - DEPTH_TOLERANCE))
-    geometric = inside & depth_ok
+    return (front < 0) | same | (texels.own_inv_z >= front_inv_z * np.float32(1.0 - DEPTH_TOLERANCE))
 
-    # grazing angle, on the smooth (area-weighted vertex) normal, in camera space (camera at the origin)
+
+def _not_grazing(surface: _Surface, camera: Camera, texels: _Texels, max_angle_deg: float) -> np.ndarray:
+    """N bool: the smooth (area-weighted vertex) normal is within max_angle_deg of the view ray (camera space)."""
+    verts, tris = surface.verts, surface.tris
     vertex_normals = np.zeros_like(verts)
     for k in range(3):
         for c in range(3):
-            vertex_normals[:, c] += np.bincount(tris[:, k], weights=normals[:, c], minlength=len(verts))
+            vertex_normals[:, c] += np.bincount(tris[:, k], weights=surface.normals[:, c], minlength=len(verts))
     vertex_normals = (vertex_normals @ camera.R.T).astype(np.float32)
-    smooth = np.einsum("nk,nkc->nc", bary, vertex_normals[tris[f]])
+    smooth = np.einsum("nk,nkc->nc", texels.bary, vertex_normals[tris[texels.f]])
+    cam_pts = texels.cam_pts
     with np.errstate(divide="ignore", invalid="ignore"):
         cos = -np.einsum("nc,nc->n", smooth, cam_pts) / np.sqrt(
             np.einsum("nc,nc->n", smooth, smooth) * np.einsum("nc,nc->n", cam_pts, cam_pts))
-    not_grazing = np.nan_to_num(cos) >= math.cos(math.radians(float(max_angle_deg)))
+    return np.nan_to_num(cos) >= math.cos(math.radians(float(max_angle_deg)))
 
-    # margins in the photo: silhouette, depth discontinuities, the person mask's outline
-    clean = covered & ~depth_edges(buf)
+
+def _clean_pixels(view: _View, person, erode_px: int) -> np.ndarray:
+    """H×W bool: photo pixels erode_px clear of the silhouette, of depth discontinuities and of the mask's outline."""
+    clean = view.covered & ~depth_edges(view.buf)
     if person is not None:
         clean &= person
-    clean = erode(clean, int(erode_px), "square")
-    seen = geometric & not_grazing & clean[iy, ix]
-    timings["visibility_ms"] = (time.perf_counter() - t) * 1e3
-    report("project", 0.8)
+    return erode(clean, int(erode_px), "square")
 
-    # ---- colours: bilinear in the photo
-    t = time.perf_counter()
+
+def _colours(photo: np.ndarray, texels: _Texels, seen: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """(partial float32 S×S×3, visibility float32 S×S): the seen texels' colours, bilinear in the photo."""
+    import cv2
+
+    rows, cols = texels.rows[seen], texels.cols[seen]
     visibility = np.zeros((size, size), dtype=np.float32)
-    visibility[rows[seen], cols[seen]] = 1.0
+    visibility[rows, cols] = 1.0
     map_x = np.full((size, size), -1.0, dtype=np.float32)
     map_y = np.full((size, size), -1.0, dtype=np.float32)
-    map_x[rows[seen], cols[seen]] = px[seen]
-    map_y[rows[seen], cols[seen]] = py[seen]
+    map_x[rows, cols] = texels.px[seen]
+    map_y[rows, cols] = texels.py[seen]
     partial = cv2.remap(photo, map_x, map_y, interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
                         borderValue=0)
     partial *= visibility[..., None]
-    timings["sample_ms"] = (time.perf_counter() - t) * 1e3
-    timings["total_ms"] = (time.perf_counter() - t0) * 1e3
-    if not seen.any():
-        why = "the person mask excludes it" if person is not None and geometric.any() else (
-            "it sees only the backs of triangles or grazing surfaces" if not geometric.any() or not not_grazing.any()
-            else "every seen texel lies on the silhouette margin")
-        raise InputError(f"no texel of the mesh is visible from the camera: {why}", kind="no_visible_texels")
-    report("project", 1.0)
+    return partial.astype(np.float32, copy=False), visibility
 
-    geometric_map = np.zeros((size, size), dtype=bool)
-    geometric_map[rows[geometric], cols[geometric]] = True
-    chart_texels = float(uv_area.sum()) / 2  # the UV map's area in texels (overlaps counted twice)
-    meta = {
+
+def _why_unseen(person, geometric: np.ndarray, not_grazing: np.ndarray) -> str:
+    if person is not None and geometric.any():
+        return "the person mask excludes it"
+    if not geometric.any() or not not_grazing.any():
+        return "it sees only the backs of triangles or grazing surfaces"
+    return "every seen texel lies on the silhouette margin"
+
+
+def _meta(surface: _Surface, view: _View, camera: Camera, size: int, photo_size, erode_px, max_angle_deg,
+          seen: np.ndarray, geometric: np.ndarray, person, timings: dict) -> dict:
+    chart_texels = float(surface.uv_area.sum()) / 2  # the UV map's area in texels (overlaps counted twice)
+    return {
         "source": "projection",
         "size": size,
-        "photo_size": [int(width), int(height)],
+        "photo_size": [int(photo_size[0]), int(photo_size[1])],
         "camera": dict(camera.source),
         "erode_px": int(erode_px),
         "max_angle_deg": float(max_angle_deg),
         "depth_tolerance": DEPTH_TOLERANCE,
-        "mesh": {"vertices": int(len(verts)), "triangles": int(len(tris)),
-                 "triangles_behind_camera": int((~in_front).sum())},
+        "mesh": {"vertices": int(len(surface.verts)), "triangles": int(len(surface.tris)),
+                 "triangles_behind_camera": int((~view.in_front).sum())},
         "uv_area_texels": int(round(chart_texels)),
         "visible_texels": int(seen.sum()),
         "geometric_texels": int(geometric.sum()),
@@ -246,11 +340,6 @@ def project(mesh: MeshData, camera: Camera, photo, mask=None, size: int = 1024, 
         "person_mask": person is not None,
         "timings_ms": {k: round(v, 2) for k, v in timings.items()},
     }
-    return ProjectedTexture(partial=partial.astype(np.float32, copy=False), visibility=visibility, meta=meta,
-                            geometric=geometric_map)
-
-
-# ---------------------------------------------------------------- files
 
 
 def project_files(mesh_path, camera_path, photo_path, mask_path=None, size: int = 1024, y_up: bool = False,
