@@ -61,6 +61,7 @@ def test_not_exactly_one_source_is_one_line(values, fragment):
         ({"person": "1"}, "bad_request", "'person' must be an integer"),
         ({"photo": 3}, "bad_request", "'photo' must be a string"),
         ({"colour": "red"}, "bad_request", "unknown generate field(s): colour"),
+        ({"method": "best"}, "bad_method", "unknown method 'best': use one of full, lazova"),
     ],
 )
 def test_bad_fields_are_refused_at_the_request(values, kind, fragment):

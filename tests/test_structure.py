@@ -107,17 +107,8 @@ def test_core_never_imports_the_worker_or_the_cli():
     assert {name: bad for name, bad in offenders.items() if bad} == {}
 
 
-# The cycles still to break (issue 19, milestone 2: one-line import moves). The list only shrinks:
-# a new cycle fails here, and so does breaking one of these without removing it from the list.
-KNOWN_CYCLES = [
-    ["blender_humantex.core.models.correspondence", "blender_humantex.core.models.texture_pca",
-     "blender_humantex.core.models.weights"],
-    ["blender_humantex.core.models.methods", "blender_humantex.core.pipeline"],
-]
-
-
 def test_no_import_cycles():
-    assert sorted(cycles(import_graph())) == KNOWN_CYCLES
+    assert cycles(import_graph()) == []
 
 
 def test_the_cycle_check_can_fail():

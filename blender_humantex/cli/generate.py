@@ -9,8 +9,8 @@ from ..core.device import DEVICE_HELP
 from ..core.files import DEFAULT_WEIGHTS_DIR
 from ..core.job import MIN_COVERAGE, OUTPUT_FILES, generate
 from ..core.outputs import prepare_output_dir, publish, staged
-from ..core.pipeline import METHODS, Pipeline
-from ..core.request import DEFAULT_SIZE, GENERATE_FIELDS, MAX_SIZE, MIN_SIZE, GenerateRequest
+from ..core.pipeline import Pipeline
+from ..core.request import DEFAULT_SIZE, GENERATE_FIELDS, MAX_SIZE, METHODS, MIN_SIZE, GenerateRequest
 from .progress import StderrProgress
 from .project import add_projection_arguments
 from .unwrap import add_max_pixels_argument, add_output_arguments, add_unwrap_arguments, fraction

@@ -29,7 +29,7 @@ from .errors import HumantexError, InputError
 from .files import write_json
 from .imageio import to_u8
 from .layers import LAYERS
-from .pipeline import VISIBLE_EPS, Layers, Pipeline, check_method
+from .pipeline import VISIBLE_EPS, Layers, Pipeline
 from .request import DEFAULT_SIZE, SOURCES, GenerateRequest
 from .uv_layout import LAYOUT_ID
 
@@ -104,7 +104,7 @@ class _Job:
         self.pipeline = pipeline
         self.report = progress or (lambda stage, fraction: None)
         self.size = size  # checked by the request; None: the input's own size
-        self.method = check_method(method)
+        self.method = method  # checked by the request
         self.out_dir = Path(out_dir)
         if self.out_dir.exists() and not self.out_dir.is_dir():
             raise InputError(f"output path {self.out_dir} exists and is not a folder", kind="bad_output")

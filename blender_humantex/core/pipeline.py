@@ -28,12 +28,10 @@ from .device import resolve_device
 from .errors import HumantexError, InputError, WeightsError
 from .files import DEFAULT_WEIGHTS_DIR
 from .layers import LAYER_NAMES
-from .request import MAX_SIZE, MIN_SIZE
+from .request import MAX_SIZE, METHODS, MIN_SIZE
 from .request import check_size as check_texture_size
 
 WEIGHT_FILES = {"sampler": "sampler.safetensors", "refiner": "refiner.safetensors", "lazova": "lazova.safetensors"}
-# Each method's networks, in the order models.methods.define_method passes them to the method object.
-METHODS = {"full": ("sampler", "refiner"), "lazova": ("lazova",)}
 PADDED_LAYERS = ("final", "mask", "sample", "refine")
 BATCH_CHUNK = 4  # textures per forward pass in complete_batch; bounds memory at large sizes
 # A visibility value this small is "unseen": PNG masks are 8-bit, so anything under half a step.

@@ -28,6 +28,9 @@ from .errors import InputError
 # MIN_SIZE..MAX_SIZE: the UV layout's sizes, the output sizes and the camera projection's.
 MIN_SIZE, MAX_SIZE = 64, 4096
 DEFAULT_SIZE = 1024  # the output size when a request gives none
+# The methods a request may name, and each one's networks in the order models.methods.define_method
+# passes them to the method object.
+METHODS = {"full": ("sampler", "refiner"), "lazova": ("lazova",)}
 
 
 class RequestError(InputError):
@@ -177,7 +180,8 @@ class GenerateRequest:
         return next((s.name for s in SOURCES.values() if given & set(s.keys)), FALLBACK_SOURCE)
 
     def check(self, request_id=None, need_out_dir: bool = True) -> GenerateRequest:
-        """self, or RequestError: an out_dir (unless not needed yet), exactly one source, a size in range."""
+        """self, or RequestError: an out_dir (unless not needed yet), exactly one source, a known method,
+        a size in range."""
         if need_out_dir and not self.out_dir:
             raise RequestError("generate needs out_dir", kind="missing_field", request_id=request_id)
         source = SOURCES[self.source]
@@ -193,6 +197,9 @@ class GenerateRequest:
                 kind="missing_field",
                 request_id=request_id,
             )
+        if self.method is not None and self.method not in METHODS:
+            raise RequestError(f"unknown method {self.method!r}: use one of {', '.join(METHODS)}", kind="bad_method",
+                               request_id=request_id)
         if self.size is not None:
             try:
                 check_size(self.size, what="output size")
