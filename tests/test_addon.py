@@ -64,26 +64,14 @@ def extension(extension_zip):
     addon_utils.disable(EXT)
 
 
-RANDOM_WEIGHTS_SCRIPT = """
-import sys
-from pathlib import Path
-from blender_humantex.core.models import ModelConfig, RefinerNet, SamplerNet, save_model
-folder = Path(sys.argv[1])
-for net, config in (
-    (SamplerNet, ModelConfig(kind="sampler", ngf=8, n_down=2, n_res=1, net_size=64)),
-    (RefinerNet, ModelConfig(kind="refiner", ngf=8, n_down=2, n_res=1, net_size=64)),
-):
-    save_model(net(config), folder / (config.kind + ".safetensors"), data="random init (test)", command="tests/test_addon.py")
-"""
-
-
 @pytest.fixture(scope="module")
 def random_weights(tmp_path_factory) -> Path:
     # RANDOM weights, made here (see the module docstring): tiny networks so CPU jobs stay fast.
     # Made by the worker's Python, since the Python running Blender need not have torch.
     folder = tmp_path_factory.mktemp("weights")
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.run([WORKER_PYTHON, "-c", RANDOM_WEIGHTS_SCRIPT, str(folder)], capture_output=True, text=True, env=env, timeout=120)
+    proc = subprocess.run([WORKER_PYTHON, str(REPO / "tests" / "helpers.py"), str(folder), "sampler", "refiner"],
+                          capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert sorted(p.name for p in folder.iterdir()) == ["refiner.safetensors", "sampler.safetensors"]
     return folder

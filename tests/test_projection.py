@@ -298,7 +298,7 @@ def above(x=0.4, y=0.2, height=3.0) -> dict:
 def test_cli_generate_from_mesh_and_camera(tmp_path, layout):
     """SMPL's UV layout goes through the networks; any other UV map is filled classically, and
     meta.json says which. (Random small weights: this checks the path, not the quality.)"""
-    from test_pipeline import write_random_weights
+    from helpers import write_random_weights
 
     from blender_humantex.core.imageio import write_png
     from blender_humantex.core.sources.meshes import save_mesh_npz
