@@ -20,7 +20,7 @@ import pytest
 from blender_humantex.worker import protocol
 from blender_humantex.worker.client import WorkerClient, WorkerError, get_client, package_root
 
-STAGES = list(protocol.STAGES)
+STAGES = list(protocol.PROGRESS_STAGES)
 SIZE = 128  # small and fast: these tests are about the boundary, not the picture
 
 

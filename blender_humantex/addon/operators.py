@@ -20,9 +20,9 @@ from . import materials, projection
 from .errors import USER_ERRORS
 from .preferences import (
     DEFAULT_OUTPUT_DIR,
-    get_client,
     get_preferences,
     remember_worker_python,
+    worker_client,
     worker_settings,
 )
 from .properties import SCENE_FIELDS
@@ -175,7 +175,7 @@ class GenerationTask:
 
     # -- non-blocking (modal) --
     def start(self) -> None:
-        self.job = get_client(self.settings).submit(self.request)
+        self.job = worker_client(self.settings).submit(self.request)
 
     def _progress(self, stage: str, fraction: float) -> None:
         from ..worker.protocol import overall_fraction
@@ -217,7 +217,7 @@ class GenerationTask:
             if progress is not None:
                 progress(self.stage, self.fraction)
 
-        self.result = get_client(self.settings).run(self.request, progress=on_progress)
+        self.result = worker_client(self.settings).run(self.request, progress=on_progress)
         self.fraction = 1.0
         return self.result
 
@@ -440,7 +440,7 @@ class HUMANTEX_OT_preview_layer(bpy.types.Operator):
     bl_label = "Preview Layer"
     bl_options = {"REGISTER", "UNDO"}
 
-    layer: bpy.props.EnumProperty(name="Layer", items=materials.LAYERS)
+    layer: bpy.props.EnumProperty(name="Layer", items=materials.PREVIEW_ITEMS)
 
     @classmethod
     def poll(cls, context):

@@ -101,5 +101,5 @@ class HUMANTEX_PT_layers(bpy.types.Panel):
         material = bpy.data.materials[materials.material_name(context.active_object)]
         shown = materials.current_layer(material)
         grid = self.layout.grid_flow(columns=2, even_columns=True, align=True)
-        for layer, label, _ in materials.LAYERS:
+        for layer, label, _ in materials.PREVIEW_ITEMS:
             grid.operator("humantex.preview_layer", text=label, depress=(layer == shown)).layer = layer

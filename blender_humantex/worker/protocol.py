@@ -26,8 +26,8 @@ PROTOCOL_VERSION = 1
 
 REQUEST_TYPES = ("hello", "generate", "cancel", "shutdown")
 REPLY_TYPES = ("hello", "progress", "result", "error", "ack")
-STAGES = ("load", "unwrap", "sample", "refine", "write")
-# Each stage's share of a whole job, as (start, end) of the overall fraction. A progress reply's
+PROGRESS_STAGES = ("load", "unwrap", "sample", "refine", "write")
+# Each progress stage's share of a whole job, as (start, end) of the overall fraction. A progress reply's
 # fraction is within its stage; overall_fraction() maps it onto one bar that never goes back.
 STAGE_SPANS = {
     "load": (0.0, 0.05),
@@ -113,10 +113,10 @@ def decode(line, allowed_types):
     request_id = message.get("id")
     if request_id is not None and not isinstance(request_id, str):
         raise ProtocolError("message id must be a string")
-    kind = message.get("type")
-    if kind not in allowed_types:
+    message_type = message.get("type")
+    if message_type not in allowed_types:
         raise ProtocolError(
-            "unknown message type {!r} (expected one of {})".format(kind, ", ".join(allowed_types)),
+            "unknown message type {!r} (expected one of {})".format(message_type, ", ".join(allowed_types)),
             kind="unknown_type",
             request_id=request_id,
         )

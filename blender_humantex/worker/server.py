@@ -141,10 +141,10 @@ class WorkerServer:
                 self.send_error(message.get("id"), f"internal error: {type(e).__name__}: {e}", "internal")
 
     def handle(self, message: dict):
-        kind, request_id = message["type"], message.get("id")
-        if kind == "hello":
+        message_type, request_id = message["type"], message.get("id")
+        if message_type == "hello":
             self.send(self.hello(request_id))
-        elif kind == "generate":
+        elif message_type == "generate":
             request = validate_generate(message)
             with self._state_lock:
                 if request_id in self._queued or request_id == self._current:
@@ -155,7 +155,7 @@ class WorkerServer:
                     )
                 self._queued.add(request_id)
             self._jobs.put((request_id, request))
-        elif kind == "cancel":
+        elif message_type == "cancel":
             target = message.get("target")
             if not isinstance(target, str) or not target:
                 raise ProtocolError(
@@ -163,7 +163,7 @@ class WorkerServer:
                 )
             found = self.cancel(target)
             self.send({"id": request_id, "type": "ack", "of": "cancel", "target": target, "found": found})
-        elif kind == "shutdown":
+        elif message_type == "shutdown":
             self.send({"id": request_id, "type": "ack", "of": "shutdown"})
             self._stop(reason="shutdown requested")
             return "shutdown"

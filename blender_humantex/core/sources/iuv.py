@@ -145,7 +145,7 @@ def select_person(iuv: np.ndarray, inds: np.ndarray | None, person: int | None):
     return mask, chosen, persons
 
 
-def _check_size(size) -> int:
+def _check_unwrap_size(size) -> int:
     return check_size(size, low=MIN_TEXTURE_SIZE, high=MAX_TEXTURE_SIZE)
 
 
@@ -348,8 +348,8 @@ def unwrap(photo: np.ndarray, iuv: np.ndarray, inds: np.ndarray | None = None, p
     timings = {}
     t0 = time.perf_counter()
     report = progress or (lambda stage, fraction: None)
-    size = _check_size(size)
-    photo, iuv = _check_sizes(photo, iuv, on_size_mismatch)
+    size = _check_unwrap_size(size)
+    photo, iuv = _photo_and_iuv(photo, iuv, on_size_mismatch)
     report("unwrap", 0.0)
     mask, eroded, chosen, persons, erode_px = _prepare(iuv, inds, person, erode_px)
     timings["select_ms"] = (time.perf_counter() - t0) * 1e3
@@ -387,7 +387,7 @@ def unwrap(photo: np.ndarray, iuv: np.ndarray, inds: np.ndarray | None = None, p
     return PartialTexture(partial=partial, visibility=visibility, meta=meta)
 
 
-def _check_sizes(photo, iuv, on_size_mismatch: str) -> tuple[np.ndarray, np.ndarray]:
+def _photo_and_iuv(photo, iuv, on_size_mismatch: str) -> tuple[np.ndarray, np.ndarray]:
     """(the photo as float32 H×W×3, the IUV as an array), or InputError when their sizes differ and may not."""
     if on_size_mismatch not in ("error", "resize"):
         raise InputError(f"on_size_mismatch must be 'error' or 'resize', got {on_size_mismatch!r}", kind="bad_argument")
@@ -440,7 +440,7 @@ def unwrap_files(photo_path, iuv_path, inds_path=None, person: int | None = None
     if progress:
         progress("load", 0.0)
     t = time.perf_counter()
-    size = _check_size(size)
+    size = _check_unwrap_size(size)
     photo = read_rgb(photo_path, max_pixels=max_pixels)
     iuv, order = iuv_channels(read_raw_u8(iuv_path, max_pixels=max_pixels), iuv_order)
     inds = _read_inds(inds_path, max_pixels) if inds_path is not None else None
