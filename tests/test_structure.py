@@ -154,8 +154,8 @@ def test_source_names_are_defined_once():
 
 
 def test_the_request_imports_only_the_standard_library():
-    # Blender's Python imports core/request.py (and core/errors.py) through the worker client
-    for module in ("request", "errors"):
+    # Blender's Python imports core/request.py, core/errors.py and core/files.py through the worker client
+    for module in ("request", "errors", "files"):
         outside = {name.split(".")[0] for name in imported_modules(PACKAGE / "core" / f"{module}.py")
                    if not name.startswith("blender_humantex.core.errors")}
         assert outside <= set(sys.stdlib_module_names) | {"__future__"}, (module, outside)

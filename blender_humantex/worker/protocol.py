@@ -68,28 +68,6 @@ class ProtocolError(ValueError):
         self.request_id = request_id
 
 
-def to_plain(obj):
-    """Plain JSON data only crosses the boundary: numpy scalars become numbers, paths become
-    strings, anything else unknown becomes its str(). Never a tensor or array by accident."""
-    if obj is None or isinstance(obj, (bool, int, str)):
-        return obj
-    if isinstance(obj, float):
-        return obj if obj == obj and obj not in (float("inf"), float("-inf")) else None
-    if isinstance(obj, dict):
-        return {str(k): to_plain(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [to_plain(v) for v in obj]
-    if isinstance(obj, os.PathLike):
-        return os.fspath(obj)
-    size = getattr(obj, "size", None)
-    if hasattr(obj, "item") and (size is None or size == 1):
-        try:
-            return to_plain(obj.item())
-        except (TypeError, ValueError):
-            pass
-    return str(obj)
-
-
 def encode(message):
     """One message -> one line of bytes (compact JSON, ASCII-safe, newline-terminated)."""
     return (json.dumps(to_plain(message), ensure_ascii=True, separators=(",", ":")) + "\n").encode("ascii")
@@ -126,6 +104,7 @@ def decode(line, allowed_types):
 # The generate request is core/request.py's (one definition for the client, the server, the batch and
 # the add-on). __main__ imports this module on any Python, to say "too old", before anything else.
 if sys.version_info >= MIN_PYTHON:
+    from ..core.files import to_plain
     from ..core.request import (  # noqa: F401  (re-exported: the wire's generate fields)
         GENERATE_FIELDS,
         PATH_FIELDS,

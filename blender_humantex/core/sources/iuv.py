@@ -29,10 +29,11 @@ import time
 import numpy as np
 
 from ..errors import InputError
+from ..files import to_plain
 from ..imageio import DEFAULT_MAX_PIXELS, read_raw_u8, read_rgb
 from ..request import check_size
 from ..uv_layout import DP_GRID, LAYOUT_ID, get_layout, rasterize_triangles
-from .partial import PartialTexture, as_photo, json_safe
+from .partial import PartialTexture, as_photo
 from .raster import erode
 
 # The unwrap's own texture sizes, inside uv_layout's MIN_SIZE..MAX_SIZE (see working_size).
@@ -473,5 +474,5 @@ def read(request, size, progress=None, on_size_mismatch: str = "error",
                           size=working_size(size), on_size_mismatch=on_size_mismatch, erode_px=erode_px,
                           progress=progress, **options)
     job_meta = {} if request.person is None else {"person": request.person}
-    job_meta["unwrap"] = json_safe(result.meta)
+    job_meta["unwrap"] = to_plain(result.meta)
     return dataclasses.replace(result, job_meta=job_meta)

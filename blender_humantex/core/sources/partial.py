@@ -3,7 +3,6 @@ and the `partial` source itself (a partial texture PNG and its visibility PNG, m
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -63,11 +62,6 @@ def coverage_of(visibility) -> float:
     vis = np.asarray(visibility)
     charts = get_layout(int(vis.shape[0])).chart_mask
     return float(((vis > VISIBLE_EPS) & charts).sum() / max(int(charts.sum()), 1))
-
-
-def json_safe(value):
-    """JSON-safe copy of a source's meta (numpy scalars and arrays become Python values)."""
-    return json.loads(json.dumps(value, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o)))
 
 
 def write_partial(out_dir, result: PartialTexture) -> dict[str, Path]:

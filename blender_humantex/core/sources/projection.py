@@ -40,12 +40,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import InputError
+from ..files import to_plain
 from ..imageio import DEFAULT_MAX_PIXELS, read_gray, read_rgb, read_rgba_alpha
 from ..request import check_size
 from ..uv_layout import LAYOUT_ID, rasterize_triangles, uv_to_pixels
 from .cameras import ASPECT_RTOL, Camera, camera_from_dict, camera_image_size, read_camera_json
 from .meshes import SMPL_LAYOUT_MIN_IOU, MeshData, load_mesh, smpl_layout_iou, uv_chart_mask
-from .partial import PartialTexture, as_photo, json_safe
+from .partial import PartialTexture, as_photo
 from .raster import depth_buffer, depth_edges, erode, inv_z_planes
 
 DEFAULT_MARGIN_PX = 2  # the CLI's --margin: photo pixels kept clear of silhouettes and occlusion edges
@@ -396,4 +397,4 @@ def read(request, size, progress=None, y_up: bool = False, margin_px: int = DEFA
     result = project_files(request.mesh, request.camera, request.photo, mask_path=request.mask, size=size, y_up=y_up,
                            erode_px=margin_px, max_angle_deg=max_angle_deg, max_pixels=request.max_pixels,
                            progress=progress)
-    return dataclasses.replace(result, job_meta={"projection": json_safe(result.meta)})
+    return dataclasses.replace(result, job_meta={"projection": to_plain(result.meta)})
