@@ -17,6 +17,7 @@ from pathlib import Path
 
 import bpy  # the real Blender module (BLENDER_USER_RESOURCES is set by conftest)
 import numpy as np
+from helpers import humantex
 from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
@@ -24,13 +25,14 @@ EXAMPLE = REPO / "examples" / "densepose_pr99"
 
 
 def run(*args, cwd):
+    """`python -m blender_humantex.batch ...` (the checkout's Blender batch, with the bpy module)."""
     return subprocess.run([sys.executable, "-m", *map(str, args)], capture_output=True, text=True, timeout=600, cwd=cwd,
                           env={**os.environ, "PYTHONPATH": str(REPO)})
 
 
 def test_textures_job_only_assigns_a_whole_output(tmp_path):
-    made = run("blender_humantex", "generate", "--photo", EXAMPLE / "im.jpg", "--iuv", EXAMPLE / "IUV.png", "--inds",
-               EXAMPLE / "INDS.png", "--size", 256, "--out", tmp_path / "farm" / "alice", "--quiet", cwd=tmp_path)
+    made = humantex("generate", "--photo", EXAMPLE / "im.jpg", "--iuv", EXAMPLE / "IUV.png", "--inds", EXAMPLE / "INDS.png",
+                    "--size", 256, "--out", tmp_path / "farm" / "alice", "--quiet")
     assert made.returncode == 0, made.stderr
     shutil.copytree(tmp_path / "farm" / "alice", tmp_path / "farm" / "half")
     (tmp_path / "farm" / "half" / "mask.png").unlink()  # as if the copy from the farm stopped part way

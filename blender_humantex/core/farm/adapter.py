@@ -1,25 +1,23 @@
-"""The one bridge between a manifest line and the generate job.
-
-A job's fields are a generate request's fields (the request type is defined once, elsewhere); this
-module is the only place in core.farm that knows where that type lives and how core.job takes it.
-"""
+"""The one bridge between a manifest line and the generate job: the request (core/request.py) and
+core.job.generate, used here exactly as `humantex generate` and the worker use them."""
 
 from __future__ import annotations
 
-from ...worker.protocol import GENERATE_FIELDS, GenerateRequest, ProtocolError
+import dataclasses
+
 from ..errors import InputError
+from ..request import GENERATE_FIELDS, GenerateRequest, RequestError
 
 # What a manifest line may carry besides "id": every request field but the output folder (the batch's).
 REQUEST_FIELDS = tuple(name for name in GENERATE_FIELDS if name != "out_dir")
 
 
 def to_request(fields: dict, base_dir) -> GenerateRequest:
-    """A job's fields -> a checked request, relative paths taken from `base_dir` (the manifest's folder).
-
-    InputError (kind bad_manifest) for fields of the wrong type or a wrong combination of sources."""
+    """A job's fields -> a checked request (any source the worker accepts), relative paths taken from
+    `base_dir` (the manifest's folder). InputError (kind bad_manifest) for a bad field or mix of sources."""
     try:
-        request = GenerateRequest.from_message(dict(fields, out_dir=str(base_dir)))
-    except ProtocolError as e:
+        request = GenerateRequest.from_fields(fields, need_out_dir=False)
+    except RequestError as e:
         raise InputError(str(e), kind="bad_manifest") from None
     return request.with_absolute_paths(str(base_dir))
 
@@ -28,17 +26,14 @@ def generate(pipeline, request: GenerateRequest, out_dir, progress=None) -> dict
     """core.job's generate for one request, writing into `out_dir` (a staging folder)."""
     from ..job import generate as generate_job
 
-    inputs = {k: v for k, v in request.to_fields().items() if k != "out_dir"}
-    return generate_job(pipeline, out_dir=out_dir, progress=progress, **inputs)
+    return generate_job(pipeline, dataclasses.replace(request, out_dir=str(out_dir)), progress=progress)
 
 
 def request_fields(request: GenerateRequest) -> dict:
-    """The request's given fields as plain data (what the job key and the actors see)."""
+    """The request's given fields as plain data (what the job key sees)."""
     return {k: v for k, v in request.to_fields().items() if k != "out_dir"}
 
 
 def input_paths(request: GenerateRequest) -> dict:
     """{field: absolute path} of the request's input files."""
-    from ...worker.protocol import PATH_FIELDS
-
-    return {k: v for k, v in request_fields(request).items() if k in PATH_FIELDS}
+    return request.inputs()

@@ -13,10 +13,10 @@ import sys
 import time
 from pathlib import Path
 
-from ..errors import DependencyError, InputError
-from ..files import DEFAULT_WEIGHTS_DIR
-from ..job import OUTPUT_FILES
-from ..outputs import prepare_output_dir
+from ..core.errors import DependencyError, InputError
+from ..core.files import DEFAULT_WEIGHTS_DIR
+from ..core.job import OUTPUT_FILES
+from ..core.outputs import prepare_output_dir
 from .unwrap import positive_int
 
 
@@ -40,9 +40,9 @@ def add_arguments(name: str, parser) -> None:
 
 
 def run(name: str, args) -> int:
-    from ..farm.manifest import read_manifest
-    from ..farm.runner import INSTALL_HINT
-    from ..farm.status import batch_lock, weights_key
+    from ..core.farm.manifest import read_manifest
+    from ..core.farm.runner import INSTALL_HINT
+    from ..core.farm.status import batch_lock, weights_key
 
     jobs = read_manifest(args.manifest)  # every line checked before anything is written
     # a folder we can write in (made with the first job), absolute: the actors' working folder is not ours
@@ -61,7 +61,8 @@ def run(name: str, args) -> int:
 
 def check_weights(weights_dir: Path, methods) -> None:
     """The weights files the jobs' methods need, there before Ray starts (the actors load them)."""
-    from ..pipeline import METHODS, WEIGHT_FILES
+    from ..core.pipeline import WEIGHT_FILES
+    from ..core.request import METHODS
 
     needed = sorted({WEIGHT_FILES[kind] for method in methods for kind in METHODS.get(method, ())})
     missing = [name for name in needed if not (weights_dir / name).is_file()]
@@ -72,8 +73,8 @@ def check_weights(weights_dir: Path, methods) -> None:
 
 def _run(args, jobs, out: Path, weights: str, weights_dir: Path):
     """Skip what is settled, run the rest on Ray, print the summary."""
-    from ..farm.runner import Counts, run_on_ray
-    from ..farm.status import StatusFile, job_key
+    from ..core.farm.runner import Counts, run_on_ray
+    from ..core.farm.status import StatusFile, job_key
 
     status, cache, todo, failed_before = StatusFile(out), {}, [], []
     counts = Counts(total=len(jobs))  # counts.failed_before: set below
