@@ -1,11 +1,12 @@
 """Ray underneath `humantex batch`: actors that load the weights once, and the loop that feeds them.
 
-    summary = run_on_ray(todo, out_dir, status, workers=2, device="auto", address=None, progress=print)
+    counts = run_on_ray(todo, out_dir, status, Counts(total=len(todo)), workers=2, weights=weights_key(...))
+    # todo: [(FarmJob, key)]; status: a status.StatusFile, appended to as jobs finish
 
 Local by default: a Ray started for this run with `workers` CPUs (one single-threaded actor per CPU:
 on CPUs, many one-thread processes beat one many-thread process), or an existing cluster (`address`,
 e.g. "auto" or "ray://head:10001" after `ray start --head`). On GPUs: one actor per GPU, each running
-`batch_size` jobs at once so their network passes go through together (execute.BatchingPipeline).
+GPU_BATCH jobs at once so their network passes go through together (execute.BatchingPipeline).
 
 Failures stay local: a job's own error comes back as data and is recorded. A dead actor (killed, out
 of memory) is replaced and each job it was running is retried once, then marked failed.
