@@ -157,7 +157,7 @@ def test_killed_actor_retried_once_then_failed(workdir, tmp_path):
     def kill_while_running(job_id, attempt, actor):
         dispatched.append((job_id, attempt))
         if job_id == "killed-always" or (job_id == "killed-once" and attempt == 1):
-            threading.Timer(0.5, os.kill, (actor["pid"], signal.SIGKILL)).start()
+            threading.Timer(0.2, os.kill, (actor["pid"], signal.SIGKILL)).start()  # mid-job (jobs take 1 s+)
 
     counts = run_on_ray([(job, job_key(job.request, weights)) for job in jobs], tmp_path, status, Counts(total=4),
                         workers=2, weights=weights, on_dispatch=kill_while_running)
