@@ -102,6 +102,7 @@ def test_batch_interrupted_resumed_identical_to_generate_and_idle_on_rerun(workd
     assert {i: status[i]["status"] for i in GOOD} == dict.fromkeys(GOOD, "done")
     assert status["missing-photo"]["status"] == "failed" and "nope.jpg" in status["missing-photo"]["error"]
     assert status["bad-iuv"]["status"] == "failed" and "IUV" in status["bad-iuv"]["error"]
+    assert (status["missing-photo"]["kind"], status["bad-iuv"]["kind"]) == ("missing_file", "not_iuv")
     assert all("\n" not in (r["error"] or "") and r["key"] for r in status.values())
     assert snapshot(out, done_first) == before  # what the first run finished was not redone
     assert f"{len(GOOD) - len(done_first)} done, {len(done_first)} already done, 2 failed" in stdout
@@ -212,6 +213,28 @@ def test_one_batch_at_a_time_per_output_folder(tmp_path, capsys):
     err = capsys.readouterr().err
     assert_one_line_error(subprocess.CompletedProcess([], code, "", err), "another humantex batch is writing into")
     assert not (tmp_path / "out" / "batch.status.jsonl").exists()
+
+
+def test_rerun_skips_whole_outputs_and_input_failures_only(tmp_path):
+    """What a rerun skips, from the status file: a done job whose key matches and whose folder is whole;
+    a failure the same inputs give again. A changed key, a half folder, or a failure that was not the
+    inputs' (a dead worker, no DensePose model yet) runs again."""
+    from blender_humantex.core.farm.status import StatusFile
+
+    names = list(OUTPUT_FILES.values())
+    (tmp_path / "whole").mkdir()
+    for name in names:
+        (tmp_path / "whole" / name).write_text('{"uv_layout": "smpl"}' if name == "meta.json" else "png")
+    shutil.copytree(tmp_path / "whole", tmp_path / "half")
+    (tmp_path / "half" / "mask.png").unlink()
+    status = StatusFile(tmp_path)
+    for job_id, state, kind in (("whole", "done", None), ("half", "done", None), ("bad-iuv", "failed", "not_iuv"),
+                                ("died", "failed", "worker_died"), ("no-model", "failed", "no_model")):
+        status.append({"id": job_id, "status": state, "kind": kind, "key": "k", "error": None, "seconds": 1})
+    status = StatusFile(tmp_path)  # as a rerun reads it
+    settled = {i: status.settled(i, "k", tmp_path / i, names) for i in ("whole", "half", "bad-iuv", "died", "no-model")}
+    assert settled == {"whole": "done", "half": None, "bad-iuv": "failed", "died": None, "no-model": None}
+    assert status.settled("whole", "another key", tmp_path / "whole", names) is None
 
 
 def test_without_ray_says_how_to_install(tmp_path, capsys, monkeypatch):

@@ -7,9 +7,9 @@ ignored. At the end of a run the file is rewritten, one line per id, atomically.
 
 The key is a hash of what decides a job's output bytes: its fields (size, method, person, ...), the
 content of every input file, the weights files and the package version. A rerun skips a job whose
-last record has the same key and is "done" with a whole output set in its folder, or "failed" for a
-reason the same inputs would give again (a bad IUV, too little coverage: `--retry-failed` reruns
-those); everything else runs again.
+last record has the same key and is "done" with a whole output set in its folder, or "failed" because
+of its input files (INPUT_FAILURES: a bad IUV, too little coverage; `--retry-failed` reruns those);
+everything else runs again.
 """
 
 from __future__ import annotations
@@ -28,9 +28,15 @@ from ..outputs import missing_outputs
 from .adapter import input_paths, request_fields
 from .manifest import STATUS_FILE
 
-# Failures that may not happen again with the same inputs: a rerun tries these jobs again.
-TRANSIENT_KINDS = {"worker_died", "out_of_memory", "internal", "ray", "bad_output", "would_overwrite", "cancelled",
-                   "interrupted", None}
+# Failures the same input files give again (their content is in the key): a rerun reports these jobs
+# as failed without running them. Any other failure (a dead worker, no DensePose model or weights yet,
+# a full disk, a bug) may not happen again: those jobs run again.
+INPUT_FAILURES = frozenset({
+    "missing_file", "unreadable", "too_large", "bad_photo", "not_iuv", "ambiguous_iuv", "bad_inds", "no_person",
+    "no_such_person", "size_mismatch", "aspect_mismatch", "not_square", "bad_shape", "bad_values", "bad_size",
+    "empty_visibility", "full_visibility", "no_visible_texels", "low_coverage", "bad_camera", "bad_mesh", "no_uvs",
+    "degenerate_mesh", "camera_inside", "not_in_view",
+})
 
 
 def file_digest(path, cache: dict | None = None) -> str | None:
@@ -101,7 +107,7 @@ class StatusFile:
             return None
         if record.get("status") == "done" and not missing_outputs(job_dir, names):
             return "done"
-        if record.get("status") == "failed" and record.get("kind") not in TRANSIENT_KINDS:
+        if record.get("status") == "failed" and record.get("kind") in INPUT_FAILURES:
             return "failed"
         return None
 
