@@ -20,8 +20,8 @@ SUBCOMMANDS = {
     "project": ("project", "photo + posed mesh + camera -> partial texture + visibility"),
     "complete": ("generate", "partial texture + visibility -> complete texture (all layers)"),
     "generate": ("generate", "photo + IUV, or photo + mesh + camera -> complete texture (unwrap or project, then complete)"),
-    "batch": ("batch", "a manifest of generate jobs on Ray -> DIR/<id>/ each (resumable, local or a cluster)"),
     "train": ("train", "train sampler | refiner | lazova"),
+    "batch": ("batch", "a manifest of generate jobs on Ray -> DIR/<id>/ each (resumable, local or a cluster)"),
     "evaluate": ("evaluate", "LPIPS / PSNR / SSIM table (the paper's Table 1)"),
     "worker": ("worker", "serve JSON-lines requests on stdin/stdout"),
 }
