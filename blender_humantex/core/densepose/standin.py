@@ -4,7 +4,7 @@ The real export (store.DENSEPOSE) cannot be downloaded here or in CI, so tests a
 this stand-in. It is NOT DensePose: it does not look at the photo. It has exactly the export's
 interface (one CHW uint8 RGB input, the photo resized and padded as extract.preprocess does; returns
 boxes [N,4] XYXY in the input's pixels, coarse [N,2,112,112], fine [N,25,112,112], u, v
-[N,25,112,112], best box first; it calls torchvision.ops.nms, so like the real file it loads only
+[N,25,112,112], best box first; it calls torchvision::nms, so like the real file it loads only
 after `import torchvision`), and its tensors encode the given real IUV so that the real extractor
 (extract.extract) gives that IUV back, up to what a 112² grid per box can hold.
 
@@ -17,11 +17,11 @@ nearest cell that has it (so resampling near a part's edge reads no zeros).
 from __future__ import annotations
 
 import math
+import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
-import torchvision  # noqa: F401  (registers torchvision::nms, which the stand-in calls like the real export)
 
 from .extract import N_PARTS, input_frame
 
@@ -105,26 +105,39 @@ class DensePoseStandIn(torch.nn.Module):
         sx = float(image.size(2)) / float(self.input_width)
         sy = float(image.size(1)) / float(self.input_height)
         boxes = self.boxes * torch.tensor([sx, sy, sx, sy], device=self.boxes.device)
-        keep = torchvision.ops.nms(boxes, self.scores, 0.999)  # best first, as the export returns them
+        keep = torch.ops.torchvision.nms(boxes, self.scores, 0.999)  # best first, as the export returns them
         return boxes[keep], self.coarse[keep], self.fine[keep], self.u[keep], self.v[keep]
+
+
+def encode(iuv: np.ndarray, inds: np.ndarray | None, order: list[int] | None = None):
+    """The outputs the export would give for the photo of this IUV (I,U,V order, uint8), as numpy:
+    (boxes in the input's pixels, coarse, fine, u, v), and the input's Frame.
+
+    `order`: the persons (0 = largest) in the order they are returned, best first (default: largest first).
+    """
+    frame = input_frame(iuv.shape[1], iuv.shape[0])
+    persons = persons_of(iuv, inds)
+    order = list(range(len(persons))) if order is None else list(order)
+    encoded = [encode_person(iuv, persons[k]) for k in order]
+    boxes = frame.boxes_to_input(np.array([e[0] for e in encoded]).reshape(-1, 4)).astype(np.float32)
+    channels = (2, N_PARTS + 1, N_PARTS + 1, N_PARTS + 1)  # coarse, fine, u, v
+    stacks = [np.stack([e[i + 1] for e in encoded]) if encoded else np.zeros((0, c, GRID, GRID), np.float32)
+              for i, c in enumerate(channels)]
+    return (boxes, *stacks), frame
 
 
 def build_standin(iuv: np.ndarray, inds: np.ndarray | None, path, order: list[int] | None = None) -> Path:
     """Save a scripted stand-in whose output, through extract(), reproduces this IUV (I,U,V order, uint8).
 
-    The photo it stands in for has the IUV's size. `order`: the persons (0 = largest) in the order the
-    stand-in returns them, best first (default: largest first).
+    The photo it stands in for has the IUV's size (see `encode` for `order`). Needs torchvision (nms).
     """
-    height, width = iuv.shape[:2]
-    frame = input_frame(width, height)
-    persons = persons_of(iuv, inds)
-    order = list(range(len(persons))) if order is None else list(order)
-    encoded = [encode_person(iuv, persons[k]) for k in order]
-    boxes = frame.boxes_to_input(np.array([e[0] for e in encoded]).reshape(-1, 4))
-    channels = (2, N_PARTS + 1, N_PARTS + 1, N_PARTS + 1)  # coarse, fine, u, v
-    stacks = [np.stack([e[i + 1] for e in encoded]) if encoded else np.zeros((0, c, GRID, GRID))
-              for i, c in enumerate(channels)]
-    model = torch.jit.script(DensePoseStandIn(boxes, *stacks, input_size=frame.padded))
+    from .model import import_torchvision
+
+    import_torchvision()  # the stand-in calls torchvision::nms, as the real export does
+    outputs, frame = encode(iuv, inds, order)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # torch.jit is "deprecated"; the export is TorchScript
+        model = torch.jit.script(DensePoseStandIn(*outputs, input_size=frame.padded))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     model.save(str(path))
