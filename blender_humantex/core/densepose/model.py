@@ -68,7 +68,7 @@ class LoadedModel:
     sha256: str
     found_by: str
     load_s: float
-    device: str = "cpu"  # where the module's tensors are now
+    device: str | None = "cpu"  # where the module's tensors are now (None: unknown)
     failed_devices: dict = field(default_factory=dict)  # device -> why the export failed there
 
 
@@ -125,8 +125,9 @@ def run(model: LoadedModel, image: np.ndarray, device: str = "cpu"):
     if device != "cpu" and device not in model.failed_devices:
         try:
             return _forward(model, image, device), device
-        except Exception as e:  # noqa: BLE001  the export's own device bugs: any error, then the CPU
+        except Exception as e:  # the export's own device bugs, a missing GPU: any error, then the CPU
             model.failed_devices[device] = _short(e)
+            model.device = None  # possibly half moved: move it all back
     return _forward(model, image, "cpu"), "cpu"
 
 
