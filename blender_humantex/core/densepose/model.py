@@ -22,7 +22,9 @@ import numpy as np
 
 from ..errors import DependencyError, InputError
 from . import store
-from .extract import DensePoseResult, extract, preprocess
+from .extract import INDS_FILE, IUV_FILE, DensePoseResult, extract, preprocess
+
+OUTPUT_FILES = (IUV_FILE, INDS_FILE, "meta.json")  # what `humantex densepose` writes
 
 
 def _pinned(package: str) -> str:
@@ -170,6 +172,28 @@ def densepose(photo: np.ndarray, model_path=None, device: str = "cpu", progress=
         raise InputError("DensePose found no person in the photo", kind="no_person")
     report("densepose", 1.0)
     return result, describe(result, model, used, device, frame, timings)
+
+
+def densepose_file(photo_path, model_path=None, device: str = "cpu", max_pixels=None, progress=None):
+    """densepose() on a photo file, read as every command reads photos (EXIF orientation, alpha over black)."""
+    from ..imageio import DEFAULT_MAX_PIXELS, read_rgb, to_u8
+
+    store.locate(model_path)  # "no model" before reading a large photo
+    photo = read_rgb(photo_path, max_pixels=max_pixels or DEFAULT_MAX_PIXELS)
+    result, meta = densepose(to_u8(photo), model_path, device=device, progress=progress)
+    meta["photo"] = str(Path(photo_path).resolve())
+    return result, meta, photo
+
+
+def write_outputs(out_dir, result: DensePoseResult, meta: dict) -> dict:
+    """What `humantex densepose` writes: IUV.png, INDS.png (DensePose's convention) and meta.json."""
+    from ...version import __version__
+    from ..files import write_json
+    from .extract import write_files
+
+    paths = write_files(out_dir, result)
+    paths["meta"] = write_json(Path(out_dir) / "meta.json", {"version": __version__, "densepose": meta})
+    return paths
 
 
 def describe(result: DensePoseResult, model: LoadedModel, used: str, asked: str, frame, timings: dict) -> dict:

@@ -132,7 +132,8 @@ def locate(explicit=None, environ=None, spec: ModelSpec = DENSEPOSE) -> Located:
         if (folder / spec.file_name).is_file():
             return Located(folder / spec.file_name, found_by)
     looked = " and ".join(str(folder) for folder, _ in folders)
-    raise InputError(f"no DensePose model (looked in {looked}): {how_to_get(spec)}", kind="no_model")
+    raise InputError(f"no DensePose model (looked in {looked}): {how_to_get(spec)}; or name a file with"
+                     f" {MODEL_FLAG} or {MODEL_ENV}", kind="no_model")
 
 
 def sha256_of(path, progress=None) -> str:
