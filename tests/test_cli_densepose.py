@@ -161,7 +161,9 @@ def test_models_fetch_ctrl_c_leaves_nothing(server, tmp_path, cache):
     folder = tmp_path / "cache" / "humantex" / "models"
     proc = subprocess.Popen([sys.executable, "-m", "blender_humantex", "models", "fetch", "densepose", "--quiet"],
                             env=_env(cache | {store.URL_ENV: f"{server}/slow"}), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True,
+                            # a shell's background job ignores SIGINT, and its children would inherit that
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 60
     while not (folder.exists() and any(p.stat().st_size > 0 for p in folder.iterdir())):
         assert time.monotonic() < deadline and proc.poll() is None, proc.communicate()
