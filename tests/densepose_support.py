@@ -39,7 +39,7 @@ def require_torchvision():
 def read_case(samples, case):
     """(I,U,V uint8 H×W×3, INDS uint8 H×W or None) of a case."""
     from blender_humantex.core.imageio import read_raw_u8
-    from blender_humantex.core.unwrap import iuv_channels
+    from blender_humantex.core.sources.iuv import iuv_channels
 
     _, iuv_rel, inds_rel, _ = case
     iuv, _ = iuv_channels(read_raw_u8(samples / iuv_rel))

@@ -58,7 +58,7 @@ def standin_pr99(samples, tmp_path_factory):
 
 def test_densepose_command_files_then_unwrap(samples, standin_pr99, tmp_path, cache):
     from blender_humantex.core.imageio import read_raw_u8
-    from blender_humantex.core.unwrap import iuv_channels
+    from blender_humantex.core.sources.iuv import iuv_channels
 
     out = tmp_path / "dp"
     r = humantex("densepose", "--photo", samples / PR99[3], "--densepose-model", standin_pr99, "--out", out,

@@ -20,7 +20,7 @@ import torch  # noqa: E402
 from blender_humantex.core.densepose import extract, model, standin, store  # noqa: E402
 from blender_humantex.core.errors import DependencyError, InputError  # noqa: E402
 from blender_humantex.core.imageio import read_raw_u8, read_rgb, to_u8  # noqa: E402
-from blender_humantex.core.unwrap import iuv_channels, unwrap_files  # noqa: E402
+from blender_humantex.core.sources.iuv import iuv_channels, unwrap_files  # noqa: E402
 
 PR99, DEMO = CASES[0], CASES[1]
 REAL_MODEL = os.environ.get(store.MODEL_ENV)  # read before the fixture below hides it from the other tests

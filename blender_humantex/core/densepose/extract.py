@@ -94,7 +94,7 @@ def preprocess(photo: np.ndarray) -> tuple[np.ndarray, Frame]:
 class DensePoseResult:
     """A photo's DensePose output at the photo's resolution."""
 
-    iuv: np.ndarray  # uint8 H×W×3 in I, U·255, V·255 order (core.unwrap's array order)
+    iuv: np.ndarray  # uint8 H×W×3 in I, U·255, V·255 order (core.sources.iuv's array order)
     inds: np.ndarray  # uint8 H×W: 0 = background, k = the k-th box of the model (1 = best)
     persons: list = field(default_factory=list)  # per box: {"index", "box" (photo px XYXY), "pixels"}
 

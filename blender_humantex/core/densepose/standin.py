@@ -145,9 +145,9 @@ def build_standin(iuv: np.ndarray, inds: np.ndarray | None, path, order: list[in
 
 
 def build_standin_from_files(iuv_path, inds_path, path, iuv_order: str = "auto", order=None) -> Path:
-    """build_standin on DensePose's files (IUV as read by core.unwrap.iuv_channels)."""
+    """build_standin on DensePose's files (IUV as read by core.sources.iuv.iuv_channels)."""
     from ..imageio import read_raw_u8
-    from ..unwrap import iuv_channels
+    from ..sources.iuv import iuv_channels
 
     iuv, _ = iuv_channels(read_raw_u8(iuv_path), iuv_order)
     inds = None if inds_path is None else read_raw_u8(inds_path)

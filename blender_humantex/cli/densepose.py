@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from ..densepose.model import OUTPUT_FILES, densepose_file, write_outputs
-from ..densepose.store import MODEL_ENV, MODEL_FLAG, locate
-from ..device import DEVICE_HELP, resolve_device
-from ..outputs import prepare_output_dir, publish, staged
+from ..core.densepose.model import OUTPUT_FILES, densepose_file, write_outputs
+from ..core.densepose.store import MODEL_ENV, MODEL_FLAG, locate
+from ..core.device import DEVICE_HELP, resolve_device
+from ..core.outputs import prepare_output_dir, publish, staged
 from .progress import StderrProgress
 from .unwrap import add_max_pixels_argument, add_output_arguments
 

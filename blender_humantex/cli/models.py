@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import sys
 
-from ..densepose import store
-from ..errors import InputError
+from ..core.densepose import store
+from ..core.errors import InputError
 
 ACTIONS = ("fetch", "install", "status")
 
