@@ -169,7 +169,9 @@ class ModelTask:
         elif self.job.state == "cancelled":
             message, ok = f"{self.what.capitalize()} cancelled: no model file was kept", False
         else:
-            message, ok = f"{self.what.capitalize()} failed: {self.job.error}", False
+            text = str(self.job.error)  # the worker's line ("download failed: HTTP 404 ..." needs no prefix)
+            said = text.lower().startswith(f"{self.what} ")
+            message, ok = (text[:1].upper() + text[1:]) if said else f"{self.what.capitalize()} failed: {text}", False
         _status["last"], _status["last_ok"] = message, ok
         return ok, message
 
@@ -246,10 +248,13 @@ class HUMANTEX_OT_model_download(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context):
-        return online_access() and _task is None
+        if not online_access():  # the button is not drawn then; a script calling it gets this line
+            cls.poll_message_set(ONLINE_OFF)
+            return False
+        return _task is None
 
     def execute(self, context):
-        if not online_access():  # a script may call it anyway
+        if not online_access():
             return _refuse(self, ONLINE_OFF)
         return start(self, context, "download", lambda client: client.fetch_model(MODEL))
 

@@ -20,17 +20,35 @@ IUV_ORDER_ITEMS = (
     ("vui", "V, U, I", "Read as RGB: R = V, G = U, B = part index I (DensePose's OpenCV-written files)"),
 )
 
-# The sources the panel offers: (identifier = the source's name in SOURCES, label, description).
+# The sources the panel offers: (identifier = the source's name in SOURCES, label, description, number).
+# The numbers keep .blend files saved with the older "iuv" item (0) opening on Photo: their IUV file
+# is still given, so their requests stay `iuv` ones (PropertyGroup.source_name).
 SOURCE_ITEMS = (
-    ("iuv", "Photo + DensePose", "A photo of the person and its DensePose IUV image"),
-    ("projection", "Camera projection", "Project the photo, seen through the scene camera, onto the posed mesh (no DensePose)"),
+    ("photo", "Photo", "A photo of the person: DensePose runs in the worker (or give its IUV image, advanced)", 0),
+    ("projection", "Camera projection", "Project the photo, seen through the scene camera, onto the posed mesh (no DensePose)", 1),
 )
+# The Photo item stands for two sources: `photo` (DensePose runs in the worker) and, when an IUV file
+# is given, `iuv`. Until core has the `photo` source, a photo needs its IUV.
+PHOTO_SOURCE = "photo" if "photo" in SOURCES else "iuv"
+
+def _fields(name: str) -> tuple[str, ...]:
+    return (*SOURCES[name].required, *SOURCES[name].optional) if name in SOURCES else ("photo",)
+
+
+# The Photo item's fields (the photo source's), and those only an IUV file brings (the advanced box).
+PHOTO_FIELDS = _fields("photo")
+IUV_FIELDS = tuple(name for name in _fields("iuv") if name not in PHOTO_FIELDS)
 # Request fields the add-on writes itself from the scene when a job starts (operators.build_request).
 SCENE_FIELDS = ("mesh", "camera")
 
 
 class HumantexSettings(bpy.types.PropertyGroup):
-    source: bpy.props.EnumProperty(name="Source", items=SOURCE_ITEMS, default="iuv")
+    source: bpy.props.EnumProperty(name="Source", items=SOURCE_ITEMS, default="photo")
+    show_iuv: bpy.props.BoolProperty(
+        name="DensePose IUV file (advanced)",
+        description="Give a DensePose IUV image made elsewhere instead of running DensePose in the worker",
+        default=False,
+    )
     photo: bpy.props.StringProperty(name="Photo", description="Photo of the person", subtype="FILE_PATH")
     iuv: bpy.props.StringProperty(
         name="IUV", description="DensePose IUV image for the photo (same size)", subtype="FILE_PATH"
@@ -59,12 +77,19 @@ class HumantexSettings(bpy.types.PropertyGroup):
     message: bpy.props.StringProperty()
     error: bpy.props.StringProperty()
 
+    @property
+    def source_name(self) -> str:
+        """The request's source: Photo is `iuv` when an IUV file is given, else `photo` (DensePose in the worker)."""
+        if self.source == "photo":
+            return "iuv" if self.iuv else PHOTO_SOURCE
+        return self.source
+
     def request(self) -> GenerateRequest:
-        """The worker request these inputs stand for, for the chosen source's fields only (paths absolute,
+        """The worker request these inputs stand for, for the source's fields only (paths absolute,
         defaults left out; out_dir and the scene's files are added when the job starts: build_request)."""
-        source = SOURCES[self.source]
+        source = SOURCES[self.source_name]
         values = {name: self.field_value(name) for name in (*source.required, *source.optional)
-                  if name not in SCENE_FIELDS}
+                  if name not in SCENE_FIELDS and name in self.bl_rna.properties}
         return GenerateRequest(size=int(self.size), **values)
 
     def field_value(self, name: str):
