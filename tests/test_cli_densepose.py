@@ -15,40 +15,25 @@ import time
 
 import numpy as np
 import pytest
-from densepose_support import CASES, compare, read_case
+from helpers import CASES, assert_one_line_error, compare, humantex, read_case
 
 from blender_humantex.core.densepose import store
 
 PR99 = CASES[0]
 
 
-def humantex(*args, env_extra=None, timeout=300):
-    return subprocess.run([sys.executable, "-m", "blender_humantex", *map(str, args)], capture_output=True,
-                          text=True, timeout=timeout, env=_env(env_extra))
-
-
-def _env(extra=None):
-    env = {k: v for k, v in os.environ.items() if k not in (store.MODEL_ENV, store.URL_ENV)}
-    env.update(OMP_NUM_THREADS="1", **(extra or {}))
-    return env
-
-
-def _one_line_error(r, *words):
-    assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
-    last = r.stderr.strip().splitlines()[-1]
-    assert last.startswith("humantex: error:") and "Traceback" not in r.stderr, r.stderr
-    for word in words:
-        assert word in last, (word, last)
-
-
-@pytest.fixture()
-def cache(tmp_path):
-    return {"XDG_CACHE_HOME": str(tmp_path / "cache")}
+@pytest.fixture(autouse=True)
+def cache(tmp_path, monkeypatch):
+    """An empty user cache, and neither the model nor the mirror from the environment (the runner copies it)."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.delenv(store.MODEL_ENV, raising=False)
+    monkeypatch.delenv(store.URL_ENV, raising=False)
+    return tmp_path / "cache" / "humantex" / "models"
 
 
 @pytest.fixture(scope="module")
 def standin_pr99(samples, tmp_path_factory):
-    from densepose_support import require_torchvision
+    from helpers import require_torchvision
 
     require_torchvision()
     from blender_humantex.core.densepose.standin import build_standin
@@ -56,13 +41,12 @@ def standin_pr99(samples, tmp_path_factory):
     return build_standin(*read_case(samples, PR99), tmp_path_factory.mktemp("m") / "standin.pt")
 
 
-def test_densepose_command_files_then_unwrap(samples, standin_pr99, tmp_path, cache):
+def test_densepose_command_files_then_unwrap(samples, standin_pr99, tmp_path, monkeypatch):
     from blender_humantex.core.imageio import read_raw_u8
     from blender_humantex.core.sources.iuv import iuv_channels
 
     out = tmp_path / "dp"
-    r = humantex("densepose", "--photo", samples / PR99[3], "--densepose-model", standin_pr99, "--out", out,
-                 env_extra=cache)
+    r = humantex("densepose", "--photo", samples / PR99[3], "--densepose-model", standin_pr99, "--out", out)
     assert r.returncode == 0, r.stderr
     assert sorted(p.name for p in out.iterdir()) == ["INDS.png", "IUV.png", "meta.json"]
     meta = json.loads((out / "meta.json").read_text())["densepose"]
@@ -74,35 +58,35 @@ def test_densepose_command_files_then_unwrap(samples, standin_pr99, tmp_path, ca
                  "--size", 256, "--out", tmp_path / "unwrapped")
     assert r.returncode == 0 and "person 1" in r.stdout, r.stderr
     # the model from the environment; a rerun into the same folder replaces the earlier run's files
-    r = humantex("densepose", "--photo", samples / PR99[3], "--out", out,
-                 env_extra=cache | {store.MODEL_ENV: str(standin_pr99)})
+    monkeypatch.setenv(store.MODEL_ENV, str(standin_pr99))
+    r = humantex("densepose", "--photo", samples / PR99[3], "--out", out)
     assert r.returncode == 0, r.stderr
     assert json.loads((out / "meta.json").read_text())["densepose"]["model_found_by"] == store.MODEL_ENV
 
 
-def test_densepose_command_bad_inputs(samples, standin_pr99, tmp_path, cache):
+def test_densepose_command_bad_inputs(samples, standin_pr99, tmp_path):
     photo = samples / PR99[3]
     out = tmp_path / "out"
-    _one_line_error(humantex("densepose", "--photo", photo, "--out", out, env_extra=cache),
+    assert_one_line_error(humantex("densepose", "--photo", photo, "--out", out),
                     "no DensePose model", "humantex models fetch densepose", "humantex models install densepose FILE")
     junk = tmp_path / "junk.torchscript"
     junk.write_bytes(b"\x00" * 100)
-    _one_line_error(humantex("densepose", "--photo", photo, "--densepose-model", junk, "--out", out, env_extra=cache),
+    assert_one_line_error(humantex("densepose", "--photo", photo, "--densepose-model", junk, "--out", out),
                     "is not a TorchScript model")
-    _one_line_error(humantex("densepose", "--photo", photo, "--densepose-model", tmp_path / "gone.pt", "--out", out),
+    assert_one_line_error(humantex("densepose", "--photo", photo, "--densepose-model", tmp_path / "gone.pt", "--out", out),
                     "does not exist", "--densepose-model")
-    _one_line_error(humantex("densepose", "--photo", tmp_path / "nope.jpg", "--densepose-model", standin_pr99,
+    assert_one_line_error(humantex("densepose", "--photo", tmp_path / "nope.jpg", "--densepose-model", standin_pr99,
                              "--out", out), "file not found")
     from blender_humantex.core.densepose.standin import build_standin
 
     nobody = build_standin(np.zeros((90, 60, 3), np.uint8), None, tmp_path / "nobody.pt")
-    _one_line_error(humantex("densepose", "--photo", photo, "--densepose-model", nobody, "--out", out),
+    assert_one_line_error(humantex("densepose", "--photo", photo, "--densepose-model", nobody, "--out", out),
                     "found no person")
     assert not out.exists()  # nothing half-written by any of them
     foreign = tmp_path / "foreign"
     foreign.mkdir()
     (foreign / "IUV.png").write_bytes(b"mine")
-    _one_line_error(humantex("densepose", "--photo", photo, "--densepose-model", standin_pr99, "--out", foreign),
+    assert_one_line_error(humantex("densepose", "--photo", photo, "--densepose-model", standin_pr99, "--out", foreign),
                     "--overwrite")
     assert (foreign / "IUV.png").read_bytes() == b"mine"
 
@@ -140,27 +124,29 @@ def server():
     httpd.server_close()
 
 
-def test_models_fetch_failures_leave_nothing(server, tmp_path, cache):
-    folder = tmp_path / "cache" / "humantex" / "models"
-    r = humantex("models", "fetch", "densepose", env_extra=cache | {store.URL_ENV: f"{server}/fast"})
-    _one_line_error(r, "fails the SHA-256 check")
+def test_models_fetch_failures_leave_nothing(server, tmp_path, cache, monkeypatch):
+    folder = cache
+    monkeypatch.setenv(store.URL_ENV, f"{server}/fast")
+    r = humantex("models", "fetch", "densepose")
+    assert_one_line_error(r, "fails the SHA-256 check")
     assert "fetch" in r.stderr  # the progress bar ran
-    _one_line_error(humantex("models", "fetch", "densepose", env_extra=cache | {store.URL_ENV: f"{server}/missing"}),
-                    "HTTP 404")
+    monkeypatch.setenv(store.URL_ENV, f"{server}/missing")
+    assert_one_line_error(humantex("models", "fetch", "densepose"), "HTTP 404")
     assert not folder.exists() or not list(folder.iterdir())
     wrong = tmp_path / "wrong.torchscript"
     wrong.write_bytes(b"something else")
-    _one_line_error(humantex("models", "install", "densepose", wrong, env_extra=cache), "fails the SHA-256 check")
-    _one_line_error(humantex("models", "install", "densepose", env_extra=cache), "takes a FILE")
+    assert_one_line_error(humantex("models", "install", "densepose", wrong), "fails the SHA-256 check")
+    assert_one_line_error(humantex("models", "install", "densepose"), "takes a FILE")
     assert not folder.exists() or not list(folder.iterdir())
-    r = humantex("models", "status", "densepose", env_extra=cache)
+    r = humantex("models", "status", "densepose")
     assert r.returncode == 0 and "not installed" in r.stdout and "models fetch densepose" in r.stdout
 
 
-def test_models_fetch_ctrl_c_leaves_nothing(server, tmp_path, cache):
-    folder = tmp_path / "cache" / "humantex" / "models"
+def test_models_fetch_ctrl_c_leaves_nothing(server, cache, monkeypatch):
+    folder = cache
+    monkeypatch.setenv(store.URL_ENV, f"{server}/slow")
     proc = subprocess.Popen([sys.executable, "-m", "blender_humantex", "models", "fetch", "densepose", "--quiet"],
-                            env=_env(cache | {store.URL_ENV: f"{server}/slow"}), stdout=subprocess.PIPE,
+                            env=dict(os.environ, OMP_NUM_THREADS="1"), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True,
                             # a shell's background job ignores SIGINT, and its children would inherit that
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))

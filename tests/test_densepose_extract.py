@@ -11,7 +11,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
-from densepose_support import CASE_IDS, CASES, compare, read_case
+from helpers import CASE_IDS, CASES, compare, read_case
 
 from blender_humantex.core.densepose import extract as ex
 from blender_humantex.core.densepose.standin import encode, persons_of

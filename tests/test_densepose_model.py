@@ -11,7 +11,7 @@ import sys
 
 import numpy as np
 import pytest
-from densepose_support import CASES, compare, read_case, require_torchvision
+from helpers import CASES, compare, read_case, require_torchvision
 
 require_torchvision()
 

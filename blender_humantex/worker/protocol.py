@@ -18,7 +18,8 @@ Replies (worker -> client) carry the id of the request they answer:
   hello      {protocol, version, torch, python, executable, device, weights, load_count, pid, package_path,
               features, densepose}   (features lists what this worker does beyond protocol 1's first
               version, e.g. "models"; densepose is model_status's answer for the DensePose model)
-  progress   {stage: load|unwrap|sample|refine|write, fraction: 0..1}
+  progress   {stage: load|unwrap|sample|refine|write, fraction: 0..1}   (a photo alone: DensePose is the
+              first half of "unwrap"; the model stays loaded in the worker for the next job)
   result     {outputs: {name: path}, timings: {...}, meta: {...}, load_count}
   error      {message: <one line for a human>, kind: <machine-readable>}
   ack        {of: "cancel"|"shutdown", target?, found?}
