@@ -987,7 +987,9 @@ def test_photo_alone_end_to_end(extension, prefs, densepose_worker, pr99, tmp_pa
     assert bpy.ops.humantex.generate("EXEC_DEFAULT") == {"FINISHED"}, props.error
     check_material(extension, obj, int(SIZE))
     meta = json.loads((tmp_path / "humantex" / "Solo" / "meta.json").read_text())
-    assert "densepose" in json.dumps(meta).lower()
+    densepose = meta["densepose"]  # the model the worker found in its (temporary) user cache ran, on the CPU
+    assert densepose["model"] == str(densepose_worker["cache"] / "densepose_r50_fpn_dl.torchscript"), densepose
+    assert densepose["model_found_by"] == "user cache" and densepose["device"] == "cpu"
     # an IUV file given (advanced) makes it an `iuv` request: DensePose does not run
     props.iuv = str(pr99["iuv"])
     assert props.request().source == "iuv" and "IUV file" in panel.densepose_line(props, True, True)[1]
