@@ -233,6 +233,8 @@ def test_worker_setup_for_artists(extension, prefs, tmp_path, monkeypatch):
         assert f'-m pip install -r "{requirements}"' in command and command.startswith("python3 -m venv ")
         assert "[worker]" not in command  # no repository or package name to find: the installed file
         assert requirements.read_text() == (REPO / "blender_humantex" / "worker" / "requirements.txt").read_text()
+        pins = requirements.read_text().split()  # torchvision as torch's pair: DensePose's export needs its ops
+        assert "torchvision==0.29.1" in pins and "torch==2.14.1" in pins
         assert bpy.ops.humantex.copy_setup_command() == {"FINISHED"}
         message = p.artist_message("dependency", "no module named torch", "/usr/bin/python3")
         assert "/usr/bin/python3" in message and "command below" in message and "pip install" not in message

@@ -23,8 +23,8 @@ MODEL = "densepose"
 SIZE_MB = 265  # the pinned export's size, for the button (the worker's status says it too)
 TICK_S = 0.2
 FETCH_COMMAND = f"humantex models fetch {MODEL}"
-ONLINE_OFF = ("Online access is off in Blender (Preferences > System > Network): the model cannot be downloaded"
-              " here; use Install from File… or run `" + FETCH_COMMAND + "` in a terminal")
+ONLINE_OFF = ("Online access is off (Preferences > System > Network): no download from Blender; use Install"
+              " from File… or `" + FETCH_COMMAND + "`")
 
 # What the add-on knows about the worker's model: None until asked; else the worker's model_status answer.
 _status: dict = {"model": None, "last": "", "last_ok": True}

@@ -166,6 +166,13 @@ def drive(blender):
         return
     check("add-on entry shows no warning", current.get("warnings") == [], json.dumps(current.get("warnings")))
     check("Check Worker answers", current.get("check_worker", {}).get("ok"), current.get("check_worker", {}).get("text", ""))
+    # The DensePose model box is below the fold: scroll the Preferences window (centred) with the wheel.
+    xdotool("mousemove", SCREEN[0] // 2, SCREEN[1] // 2)
+    xdotool("click", "--repeat", "15", "--delay", "30", "5")
+    time.sleep(1)
+    screenshot("01-preferences-model.png")
+    check("preferences ask the worker about the DensePose model", current.get("densepose_status") is not None,
+          json.dumps(current.get("densepose_status")))
 
     send("close_prefs")
     current = wait_for({"scene_ready"}, 60, blender)

@@ -65,6 +65,7 @@ def install():
     bpy.ops.wm.save_userpref()  # so that `blender -b -c humantex_batch` later finds it enabled
     result = bpy.ops.humantex.check_worker()
     state["check_worker"] = {"result": sorted(result), "text": prefs.check_result, "ok": prefs.check_ok}
+    state["densepose_status"] = importlib.import_module(EXT + ".addon.models").cached_status()
     # Show the add-on's entry, expanded, in a Preferences window for the first screenshot.
     bpy.context.window_manager.addon_search = "HumanTex"
     # The list draws the modules addon_utils found on disk (not the imported package): expand that one.
