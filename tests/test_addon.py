@@ -801,10 +801,18 @@ class _ModelServer:
                     self.send_error(404, "Not Found")
                     return
                 data = body if server.mode == "good" else b"not a model" * 1000
+                if server.mode == "slow":
+                    data = b"\0" * (32 << 20)
                 self.send_response(200)
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
-                self.wfile.write(data)
+                for start in range(0, len(data), 1 << 16):
+                    try:
+                        self.wfile.write(data[start:start + (1 << 16)])
+                    except OSError:  # the worker hung up (a cancelled download)
+                        return
+                    if server.mode == "slow":
+                        time.sleep(0.01)
 
             def log_message(self, *args):
                 pass
@@ -963,6 +971,30 @@ def test_download_through_the_worker(extension, prefs, densepose_worker, monkeyp
     assert bpy.ops.humantex.model_download() == {"FINISHED"}
     assert (densepose_worker["cache"] / "densepose_r50_fpn_dl.torchscript").is_file()
     assert models.installed() is True and models._status["last"].startswith("DensePose model downloaded")
+
+
+def test_download_cancel_keeps_nothing(extension, prefs, densepose_worker):
+    """The add-on's ModelTask (what the preferences' bar and Cancel drive, on a timer in a window):
+    progress in bytes while the worker downloads, then Cancel: the job ends cancelled, no file is kept."""
+    _remove_model(densepose_worker)
+    models = _models(extension)
+    densepose_worker["server"].mode = "slow"
+    try:
+        client = extension.addon.preferences.worker_client(extension.addon.preferences.worker_settings(bpy.context))
+        task = models.ModelTask("download", client.fetch_model("densepose"))
+        deadline = time.monotonic() + 120
+        while task.tick() == "running" and task.done_bytes == 0:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert task.total_bytes == 32 << 20 and 0 < task.fraction < 1 and task.progress_text.startswith("Downloading")
+        task.cancel()
+        assert task.progress_text == "Cancelling…"
+        assert task.wait() == "cancelled"
+        ok, message = task.finish()
+        assert not ok and message == "Download cancelled: no model file was kept"
+        assert not any(densepose_worker["cache"].glob("*")), list(densepose_worker["cache"].glob("*"))
+    finally:
+        densepose_worker["server"].mode = "good"
 
 
 def test_photo_alone_end_to_end(extension, prefs, densepose_worker, pr99, tmp_path):
