@@ -4,6 +4,7 @@ each other.)"""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -51,6 +52,53 @@ def write_random_weights(folder, kinds=("sampler", "refiner", "lazova"), seed: i
             torch.nn.init.normal_(net.unet.last.weight, std=0.05)  # move the grid away from identity
         save_model(net, folder / WEIGHT_FILES[kind], data="random weights (test)", command="pytest")
     return folder
+
+
+# ---- downloads: a real HTTP server on 127.0.0.1
+
+
+@contextlib.contextmanager
+def http_server(body: bytes):
+    """A real HTTP server on 127.0.0.1 in a thread, serving `body`: /file... whole, /cut announces all of it,
+    sends a third and hangs up, /slow trickles it (16 KB every 0.1 s), anything else is 404.
+    Yields (base URL, hits: {path: GET count})."""
+    import http.server
+    import threading
+    import time
+
+    hits: dict[str, int] = {}
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 (http.server's name)
+            hits[self.path] = hits.get(self.path, 0) + 1
+            if not self.path.startswith(("/file", "/cut", "/slow")):
+                self.send_error(404, "Not Found")
+                return
+            self.send_response(200)
+            self.send_header("Content-Type", "application/octet-stream")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            sent = body[: len(body) // 3] if self.path == "/cut" else body
+            step = 16 << 10 if self.path == "/slow" else len(sent)
+            for start in range(0, len(sent), step):
+                try:
+                    self.wfile.write(sent[start:start + step])
+                except OSError:  # the client went away (a cancel): stop sending
+                    return
+                if self.path == "/slow":
+                    time.sleep(0.1)
+            self.close_connection = True
+
+        def log_message(self, *args):
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}", hits
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
 
 
 # ---- DensePose: every real sample, the comparison, and the skip when torchvision is missing

@@ -4,18 +4,16 @@ DensePose output (core/densepose/standin.py); downloads go to a real HTTP server
 
 from __future__ import annotations
 
-import http.server
 import json
 import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 
 import numpy as np
 import pytest
-from helpers import CASES, assert_one_line_error, compare, humantex, read_case
+from helpers import CASES, assert_one_line_error, compare, http_server, humantex, read_case
 
 from blender_humantex.core.densepose import store
 
@@ -29,16 +27,6 @@ def cache(tmp_path, monkeypatch):
     monkeypatch.delenv(store.MODEL_ENV, raising=False)
     monkeypatch.delenv(store.URL_ENV, raising=False)
     return tmp_path / "cache" / "humantex" / "models"
-
-
-@pytest.fixture(scope="module")
-def standin_pr99(samples, tmp_path_factory):
-    from helpers import require_torchvision
-
-    require_torchvision()
-    from blender_humantex.core.densepose.standin import build_standin
-
-    return build_standin(*read_case(samples, PR99), tmp_path_factory.mktemp("m") / "standin.pt")
 
 
 def test_densepose_command_files_then_unwrap(samples, standin_pr99, tmp_path, monkeypatch):
@@ -95,38 +83,15 @@ def test_densepose_command_bad_inputs(samples, standin_pr99, tmp_path):
 # here they fail as they must; store's own tests cover success with a test spec.
 
 
-class _Slow(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):  # noqa: N802
-        if self.path == "/missing":
-            self.send_error(404, "Not Found")
-            return
-        self.send_response(200)
-        self.send_header("Content-Length", str(50 << 20))
-        self.end_headers()
-        for _ in range(50 if self.path == "/fast" else 500):  # /slow: trickles for a minute
-            try:
-                self.wfile.write(b"\0" * (1 << 20) if self.path == "/fast" else b"\0" * (1 << 16))
-                if self.path != "/fast":
-                    time.sleep(0.1)
-            except OSError:
-                return
-
-    def log_message(self, *args):
-        pass
-
-
 @pytest.fixture(scope="module")
 def server():
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Slow)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
+    with http_server(os.urandom(3 << 20)) as (url, _):  # 3 MB; /slow takes 20 s
+        yield url
 
 
 def test_models_fetch_failures_leave_nothing(server, tmp_path, cache, monkeypatch):
     folder = cache
-    monkeypatch.setenv(store.URL_ENV, f"{server}/fast")
+    monkeypatch.setenv(store.URL_ENV, f"{server}/file")
     r = humantex("models", "fetch", "densepose")
     assert_one_line_error(r, "fails the SHA-256 check")
     assert "fetch" in r.stderr  # the progress bar ran

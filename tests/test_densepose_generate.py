@@ -9,7 +9,7 @@ import json
 import sys
 
 import pytest
-from helpers import CASES, assert_one_line_error, humantex, read_case
+from helpers import CASES, assert_one_line_error, humantex
 
 from blender_humantex.core.densepose import store
 
@@ -23,26 +23,16 @@ def no_installed_model(tmp_path, monkeypatch):
     monkeypatch.delenv(store.MODEL_ENV, raising=False)
 
 
-@pytest.fixture(scope="module")
-def standin(samples, tmp_path_factory):
-    from helpers import require_torchvision
-
-    require_torchvision()
-    from blender_humantex.core.densepose.standin import build_standin
-
-    return build_standin(*read_case(samples, PR99), tmp_path_factory.mktemp("standin") / "standin_pr99.pt")
-
-
-def test_generate_from_a_photo_alone(samples, standin, random_weights, tmp_path):
+def test_generate_from_a_photo_alone(samples, standin_pr99, random_weights, tmp_path):
     out = tmp_path / "out"
-    r = humantex("generate", "--photo", samples / PR99[3], "--densepose-model", standin, "--size", SIZE,
+    r = humantex("generate", "--photo", samples / PR99[3], "--densepose-model", standin_pr99, "--size", SIZE,
                  "--weights", random_weights, "--out", out)
     assert r.returncode == 0, r.stderr
     assert {"final.png", "sheet.png", "meta.json"} <= {p.name for p in out.iterdir()}
     meta = json.loads((out / "meta.json").read_text())
-    assert meta["inputs"] == {"photo": str(samples / PR99[3]), "densepose_model": str(standin)}
+    assert meta["inputs"] == {"photo": str(samples / PR99[3]), "densepose_model": str(standin_pr99)}
     assert meta["densepose"]["persons_found"] == 1 and meta["densepose"]["licence"] == "CC BY-SA 3.0"
-    assert meta["densepose"]["model_sha256"] == store.sha256_of(standin) and meta["densepose"]["device"] == "cpu"
+    assert meta["densepose"]["model_sha256"] == store.sha256_of(standin_pr99) and meta["densepose"]["device"] == "cpu"
     # the same person as DensePose's own files give: about the same coverage
     real = humantex("unwrap", "--photo", samples / PR99[3], "--iuv", samples / PR99[1], "--inds", samples / PR99[2],
                     "--size", SIZE, "--out", tmp_path / "real")
@@ -61,10 +51,10 @@ def test_generate_photo_alone_without_a_model_is_one_line(samples, tmp_path):
     assert not out.exists()
 
 
-def test_worker_photo_alone_keeps_the_model_loaded(samples, standin, random_weights, tmp_path, monkeypatch):
+def test_worker_photo_alone_keeps_the_model_loaded(samples, standin_pr99, random_weights, tmp_path, monkeypatch):
     from blender_humantex.worker.client import WorkerClient
 
-    monkeypatch.setenv(store.MODEL_ENV, str(standin))  # the worker inherits it: found by the environment
+    monkeypatch.setenv(store.MODEL_ENV, str(standin_pr99))  # the worker inherits it: found by the environment
     worker = WorkerClient(sys.executable, device="cpu", weights_dir=random_weights, log_path=tmp_path / "w.log")
     try:
         assert worker.hello()["densepose"]["found_by"] == store.MODEL_ENV

@@ -7,6 +7,7 @@ HUMANTEX_DENSEPOSE_MODEL names it (it cannot be downloaded here) and skips other
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 
 import numpy as np
@@ -27,10 +28,10 @@ REAL_MODEL = os.environ.get(store.MODEL_ENV)  # read before the fixture below hi
 
 
 @pytest.fixture(scope="module")
-def standins(samples, tmp_path_factory):
+def standins(samples, standin_pr99, tmp_path_factory):
     """STAND-IN model files for pr99 (one person) and demo (13 people)."""
-    folder = tmp_path_factory.mktemp("standins")
-    return {case[0]: standin.build_standin(*read_case(samples, case), folder / f"{case[0]}.pt") for case in (PR99, DEMO)}
+    demo = standin.build_standin(*read_case(samples, DEMO), tmp_path_factory.mktemp("standins") / "demo.pt")
+    return {"pr99": standin_pr99, "demo": demo}
 
 
 @pytest.fixture(autouse=True)
@@ -82,15 +83,17 @@ def test_many_people_person_flag(samples, standins, tmp_path):
         unwrap_files(samples / DEMO[3], paths["iuv"], paths["inds"], person=14, size=256)
 
 
-def test_loaded_once_per_file(samples, standins):
+def test_loaded_once_per_file(samples, standins, tmp_path):
     photo = _photo(samples, PR99)[::4, ::4].copy()
-    model.densepose(photo, standins["pr99"])
+    path = tmp_path / "standin.pt"
+    shutil.copy(standins["pr99"], path)
+    model.densepose(photo, path)
     loads = model.load_count()
     for _ in range(2):
-        _, meta = model.densepose(photo, standins["pr99"])
+        _, meta = model.densepose(photo, path)
     assert model.load_count() == loads == meta["model_loads_in_process"]
-    os.utime(standins["pr99"], ns=(1, 1))  # a replaced file is loaded again
-    model.densepose(photo, standins["pr99"])
+    os.utime(path, ns=(1, 1))  # a replaced file is loaded again
+    model.densepose(photo, path)
     assert model.load_count() == loads + 1
 
 

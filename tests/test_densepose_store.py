@@ -5,15 +5,14 @@ every failure no file that looks like a model is left. Standard library only (no
 from __future__ import annotations
 
 import hashlib
-import http.server
 import os
 import subprocess
 import sys
 import textwrap
-import threading
 from pathlib import Path
 
 import pytest
+from helpers import http_server
 
 from blender_humantex.core.densepose import store
 from blender_humantex.core.errors import HumantexError, InputError
@@ -22,39 +21,15 @@ BODY = os.urandom(3 * store.CHUNK_BYTES + 12345)  # several chunks, so progress 
 BODY_SHA = hashlib.sha256(BODY).hexdigest()
 
 
-class _Handler(http.server.BaseHTTPRequestHandler):
-    hits: dict = {}
-
-    def do_GET(self):  # noqa: N802 (http.server's name)
-        self.hits[self.path] = self.hits.get(self.path, 0) + 1
-        if self.path.startswith("/model"):
-            self._send(BODY, len(BODY))
-        elif self.path == "/cut":  # announces the whole file, sends a third, then hangs up
-            self._send(BODY[: len(BODY) // 3], len(BODY))
-            self.close_connection = True
-        else:
-            self.send_error(404, "Not Found")
-
-    def _send(self, body, length):
-        self.send_response(200)
-        self.send_header("Content-Type", "application/octet-stream")
-        self.send_header("Content-Length", str(length))
-        self.end_headers()
-        self.wfile.write(body)
-        self.wfile.flush()
-
-    def log_message(self, *args):
-        pass
+@pytest.fixture(scope="module")
+def served():
+    with http_server(BODY) as (url, hits):
+        yield url, hits
 
 
 @pytest.fixture(scope="module")
-def server():
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
+def server(served):
+    return served[0]
 
 
 def _left(folder: Path) -> list[str]:
@@ -63,14 +38,14 @@ def _left(folder: Path) -> list[str]:
 
 def test_download_success_with_progress(server, tmp_path):
     seen = []
-    dest = store.download(f"{server}/model", tmp_path / "m.torchscript", BODY_SHA, progress=lambda d, t: seen.append((d, t)))
+    dest = store.download(f"{server}/file", tmp_path / "m.torchscript", BODY_SHA, progress=lambda d, t: seen.append((d, t)))
     assert dest.read_bytes() == BODY and _left(tmp_path) == ["m.torchscript"]
     assert seen[-1] == (len(BODY), len(BODY)) and len(seen) >= 4
     assert [d for d, _ in seen] == sorted(d for d, _ in seen)
 
 
 @pytest.mark.parametrize("path, sha, kind, words", [
-    ("/model", "0" * 64, "bad_model", "SHA-256"),
+    ("/file", "0" * 64, "bad_model", "SHA-256"),
     ("/cut", BODY_SHA, "download_failed", "interrupted"),
     ("/missing", BODY_SHA, "download_failed", "HTTP 404"),
 ])
@@ -92,7 +67,7 @@ def test_unreachable_and_cancel(server, tmp_path):
         if done > store.CHUNK_BYTES:
             raise KeyboardInterrupt  # Ctrl-C, or the worker's cancel, arrives mid-download
     with pytest.raises(KeyboardInterrupt):
-        store.download(f"{server}/model", tmp_path / "m", BODY_SHA, progress=cancel)
+        store.download(f"{server}/file", tmp_path / "m", BODY_SHA, progress=cancel)
     assert _left(tmp_path) == []
 
 
@@ -105,7 +80,7 @@ def test_disk_full_leaves_nothing(server, tmp_path):
         from blender_humantex.core.densepose import store
         from blender_humantex.core.errors import HumantexError
         try:
-            store.download({f"{server}/model"!r}, {str(tmp_path / "m")!r}, {BODY_SHA!r})
+            store.download({f"{server}/file"!r}, {str(tmp_path / "m")!r}, {BODY_SHA!r})
         except HumantexError as e:
             print(e.kind, e, file=sys.stderr)
             sys.exit(2)
@@ -117,21 +92,22 @@ def test_disk_full_leaves_nothing(server, tmp_path):
 
 
 def _spec(server) -> store.ModelSpec:
-    return store.ModelSpec(name="densepose", file_name="dp.torchscript", url=f"{server}/model/pinned",
+    return store.ModelSpec(name="densepose", file_name="dp.torchscript", url=f"{server}/file/pinned",
                            sha256=BODY_SHA, size_mb=3, licence="test", credit="test")
 
 
-def test_fetch_into_cache_then_keep(server, tmp_path, monkeypatch):
+def test_fetch_into_cache_then_keep(served, tmp_path, monkeypatch):
+    server, hits = served
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.delenv(store.URL_ENV, raising=False)
     spec = _spec(server)
     path, fetched = store.fetch(spec)
     assert fetched and path == tmp_path / "cache" / "humantex" / "models" / "dp.torchscript"
     assert path.read_bytes() == BODY
-    hits = _Handler.hits.get("/model/pinned", 0)
-    assert store.fetch(spec) == (path, False) and _Handler.hits["/model/pinned"] == hits  # no second download
-    monkeypatch.setenv(store.URL_ENV, f"{server}/model/mirror")  # a studio mirror: same pinned hash
-    assert store.fetch(spec, force=True) == (path, True) and _Handler.hits["/model/mirror"] == 1
+    before = hits.get("/file/pinned", 0)
+    assert store.fetch(spec) == (path, False) and hits["/file/pinned"] == before  # no second download
+    monkeypatch.setenv(store.URL_ENV, f"{server}/file/mirror")  # a studio mirror: same pinned hash
+    assert store.fetch(spec, force=True) == (path, True) and hits["/file/mirror"] == 1
     monkeypatch.setenv(store.URL_ENV, f"{server}/cut")
     with pytest.raises(HumantexError, match="interrupted"):
         store.fetch(spec, force=True)

@@ -6,42 +6,20 @@ download is covered by test_densepose_store with a test spec.)"""
 
 from __future__ import annotations
 
-import http.server
 import sys
-import threading
 import time
 
 import pytest
+from helpers import http_server
 
 from blender_humantex.core.densepose import store
 from blender_humantex.worker.client import WorkerClient, WorkerError
 
 
-class _Files(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):  # noqa: N802
-        slow = self.path == "/slow"
-        self.send_response(200)
-        self.send_header("Content-Length", str(8 << 20))
-        self.end_headers()
-        for _ in range(128):
-            try:
-                self.wfile.write(b"\0" * (1 << 16))
-            except OSError:
-                return
-            if slow:
-                time.sleep(0.25)
-
-    def log_message(self, *args):
-        pass
-
-
 @pytest.fixture(scope="module")
 def server():
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Files)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
+    with http_server(b"\0" * (3 << 20)) as (url, _):  # 3 MB; /slow takes 20 s
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +40,7 @@ def _files(cache_dir):
 
 
 def test_status_and_failed_fetch(server, cache_dir, monkeypatch, tmp_path):
-    client = _client(monkeypatch, cache_dir, f"{server}/fast", tmp_path / "w.log")
+    client = _client(monkeypatch, cache_dir, f"{server}/file", tmp_path / "w.log")
     try:
         hello = client.hello()
         assert "models" in hello["features"] and hello["densepose"]["installed"] is False

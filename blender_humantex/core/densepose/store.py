@@ -136,19 +136,28 @@ def locate(explicit=None, environ=None, spec: ModelSpec = DENSEPOSE) -> Located:
                      f" {MODEL_FLAG} or {MODEL_ENV}", kind="no_model")
 
 
+class _Copy:
+    """Streams read(n) chunks into a file (or nowhere), hashing them and reporting progress(done, total)."""
+
+    def __init__(self, progress=None, total=None):
+        self.digest, self.done, self.total, self.progress = hashlib.sha256(), 0, total, progress
+
+    def run(self, read, f=None) -> str:
+        while chunk := read(CHUNK_BYTES):
+            if f is not None:
+                f.write(chunk)
+            self.digest.update(chunk)
+            self.done += len(chunk)
+            if self.progress:
+                self.progress(self.done, self.total)
+        return self.digest.hexdigest()
+
+
 def sha256_of(path, progress=None) -> str:
     """The file's SHA-256 as hex; progress(done_bytes, total_bytes) while reading."""
     path = Path(path)
-    total = path.stat().st_size
-    digest = hashlib.sha256()
-    done = 0
     with open(path, "rb") as f:
-        while chunk := f.read(CHUNK_BYTES):
-            digest.update(chunk)
-            done += len(chunk)
-            if progress:
-                progress(done, total)
-    return digest.hexdigest()
+        return _Copy(progress, path.stat().st_size).run(f.read)
 
 
 def _hash_error(what: str, got: str, want: str) -> InputError:
@@ -208,27 +217,22 @@ def _stream(url: str, f, progress, timeout: float) -> str:
     from ...version import __version__
 
     request = urllib.request.Request(url, headers={"User-Agent": f"humantex/{__version__}"})
-    digest, done, total = hashlib.sha256(), 0, None
+    copy = _Copy(progress)
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             length = response.headers.get("Content-Length")
-            total = int(length) if length and length.isdigit() else None
-            while chunk := response.read(CHUNK_BYTES):
-                f.write(chunk)
-                digest.update(chunk)
-                done += len(chunk)
-                if progress:
-                    progress(done, total)
+            copy.total = int(length) if length and length.isdigit() else None
+            got = copy.run(response.read, f)
     except urllib.error.HTTPError as e:
         raise HumantexError(f"download failed: HTTP {e.code} {e.reason} from {url}", kind="download_failed") from None
     except (urllib.error.URLError, http.client.HTTPException, ConnectionError, TimeoutError) as e:
         reason = getattr(e, "reason", None) or e.__class__.__name__
-        raise HumantexError(f"download from {_host(url)} failed after {done / 1e6:.1f} MB: {reason}",
+        raise HumantexError(f"download from {_host(url)} failed after {copy.done / 1e6:.1f} MB: {reason}",
                             kind="download_failed") from None
-    if total is not None and done != total:  # the server closed the connection early
-        raise HumantexError(f"download from {_host(url)} interrupted: {done / 1e6:.1f} of {total / 1e6:.1f} MB",
-                            kind="download_failed")
-    return digest.hexdigest()
+    if copy.total is not None and copy.done != copy.total:  # the server closed the connection early
+        raise HumantexError(f"download from {_host(url)} interrupted: {copy.done / 1e6:.1f} of"
+                            f" {copy.total / 1e6:.1f} MB", kind="download_failed")
+    return got
 
 
 def install_file(source, dest, sha256: str, progress=None) -> Path:
@@ -239,16 +243,10 @@ def install_file(source, dest, sha256: str, progress=None) -> Path:
     total = source.stat().st_size
 
     def fill(f):
-        digest, done = hashlib.sha256(), 0
         with open(source, "rb") as src:
-            while chunk := src.read(CHUNK_BYTES):
-                f.write(chunk)
-                digest.update(chunk)
-                done += len(chunk)
-                if progress:
-                    progress(done, total)
-        if digest.hexdigest() != sha256.lower():
-            raise _hash_error(str(source), digest.hexdigest(), sha256)
+            got = _Copy(progress, total).run(src.read, f)  # the hash of what was copied, not of a first read
+        if got != sha256.lower():
+            raise _hash_error(str(source), got, sha256)
 
     dest = Path(dest)
     if dest.exists() and os.path.samefile(source, dest):
