@@ -14,14 +14,14 @@ from __future__ import annotations
 
 import bpy
 
-from . import models, operators, panel, preferences, properties
+from . import model_ops, models, operators, panel, preferences, properties
 
 CLI_COMMAND = "humantex_batch"
 
 _classes = (
     preferences.HUMANTEX_OT_check_worker,
     preferences.HUMANTEX_OT_copy_setup_command,
-    *models.CLASSES,
+    *model_ops.CLASSES,
     preferences.HumantexPreferences,
     properties.HumantexSettings,
     operators.HUMANTEX_OT_generate,

@@ -1,23 +1,20 @@
-"""The DensePose model in the add-on: whether the worker has it, and the two ways to get it.
+"""The DensePose model in the add-on: whether the worker has it, and the two ways to get it
+(the operators are model_ops.py's).
 
 The worker does the work (worker/models.py: model_status, model_fetch, model_install; pinned
 revision, SHA-256, atomic, progress, cancel); the add-on asks and shows. The status is asked by
 Check Worker and after a fetch or install, and cached here (asking means starting the worker, which
 a panel's draw must never do).
 
-A fetch or install is a `ModelTask`: in a Blender window a `bpy.app.timers` callback drains it, so
-the UI never waits; in `-b` and the bpy module timers never fire, so the operator waits for it
-(the synchronous path). Blender's extension rules: the Download button exists only while
+A fetch or install is a `ModelTask`: in a Blender window a `bpy.app.timers` callback drains it
+(run_on_timer), so the UI never waits; in `-b` and the bpy module timers never fire, so the
+operator waits for it (ModelTask.wait, the synchronous path). Blender's extension rules: the Download button exists only while
 `bpy.app.online_access` is true; "Install from File…" always works.
 """
 
 from __future__ import annotations
 
-import os
-
 import bpy
-
-from .errors import USER_ERRORS
 
 MODEL = "densepose"
 SIZE_MB = 265  # the pinned export's size, for the button (the worker's status says it too)
@@ -172,7 +169,7 @@ class ModelTask:
             text = str(self.job.error)  # the worker's line ("download failed: HTTP 404 ..." needs no prefix)
             said = text.lower().startswith(f"{self.what} ")
             message, ok = (text[:1].upper() + text[1:]) if said else f"{self.what.capitalize()} failed: {text}", False
-        _status["last"], _status["last_ok"] = message, ok
+        set_last(message, ok)
         return ok, message
 
 
@@ -203,33 +200,16 @@ def _tick_timer():
     return None
 
 
-def start(operator, context, what: str, make_job):
-    """Start a fetch/install in the worker: waited for in `-b`, drained by a timer in a window."""
+def run_on_timer(task: ModelTask) -> None:
+    """A window's path: the task becomes the running one, drained by a timer (the UI never waits)."""
     global _task
-    from .preferences import worker_client, worker_settings
-
-    if _task is not None:
-        return _refuse(operator, "a model download or install is already running: wait for it or cancel it")
-    try:
-        job = make_job(worker_client(worker_settings(context)))
-    except USER_ERRORS as e:
-        return _refuse(operator, f"{what.capitalize()} failed: {e}")
-    task = ModelTask(what, job)
-    if bpy.app.background or context.window is None:
-        task.wait(log=print if bpy.app.background else None)
-        ok, message = task.finish()
-        operator.report({"INFO"} if ok else {"ERROR"}, message)
-        return {"FINISHED"} if ok else {"CANCELLED"}
     _task = task
-    _status["last"] = ""
+    set_last("")
     bpy.app.timers.register(_tick_timer, first_interval=TICK_S)
-    return {"FINISHED"}
 
 
-def _refuse(operator, message: str):
-    _status["last"], _status["last_ok"] = message, False
-    operator.report({"ERROR"}, message)
-    return {"CANCELLED"}
+def set_last(message: str, ok: bool = True) -> None:
+    _status["last"], _status["last_ok"] = message, ok
 
 
 def cancel_running() -> None:
@@ -237,68 +217,3 @@ def cancel_running() -> None:
     if _task is not None:
         _task.cancel()
         _task = None
-
-
-class HUMANTEX_OT_model_download(bpy.types.Operator):
-    """Download the DensePose model (pinned file, SHA-256 checked) in the worker, with progress"""
-
-    bl_idname = "humantex.model_download"
-    bl_label = f"Download model ({SIZE_MB} MB)"
-    bl_options = {"INTERNAL"}
-
-    @classmethod
-    def poll(cls, context):
-        if not online_access():  # the button is not drawn then; a script calling it gets this line
-            cls.poll_message_set(ONLINE_OFF)
-            return False
-        return _task is None
-
-    def execute(self, context):
-        if not online_access():
-            return _refuse(self, ONLINE_OFF)
-        return start(self, context, "download", lambda client: client.fetch_model(MODEL))
-
-
-class HUMANTEX_OT_model_install(bpy.types.Operator):
-    """Install a DensePose model file you already have (checked against the pinned SHA-256, then copied)"""
-
-    bl_idname = "humantex.model_install"
-    bl_label = "Install from File…"
-    bl_options = {"INTERNAL"}
-
-    filepath: bpy.props.StringProperty(subtype="FILE_PATH", options={"SKIP_SAVE"})
-    filter_glob: bpy.props.StringProperty(default="*.torchscript;*.pt;*.pth", options={"HIDDEN", "SKIP_SAVE"})
-
-    @classmethod
-    def poll(cls, context):
-        return _task is None
-
-    def invoke(self, context, event):
-        context.window_manager.fileselect_add(self)
-        return {"RUNNING_MODAL"}
-
-    def execute(self, context):
-        path = bpy.path.abspath(self.filepath) if self.filepath else ""
-        if not path or not os.path.isfile(path):
-            return _refuse(self, "Install failed: " + (f"file not found: {path}" if path else "choose the model file"))
-        return start(self, context, "install", lambda client: client.install_model(path, MODEL))
-
-
-class HUMANTEX_OT_model_cancel(bpy.types.Operator):
-    """Stop the download or install: nothing that looks like a model is left"""
-
-    bl_idname = "humantex.model_cancel"
-    bl_label = "Cancel"
-    bl_options = {"INTERNAL"}
-
-    @classmethod
-    def poll(cls, context):
-        return _task is not None and not _task.cancelling
-
-    def execute(self, context):
-        _task.cancel()
-        self.report({"INFO"}, "HumanTex: cancelling the model download…")
-        return {"FINISHED"}
-
-
-CLASSES = (HUMANTEX_OT_model_download, HUMANTEX_OT_model_install, HUMANTEX_OT_model_cancel)

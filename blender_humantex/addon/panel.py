@@ -8,7 +8,7 @@ from ..worker.protocol import SOURCES
 from . import materials, models
 from .operators import output_note, running_task, target_problem, topology_warning
 from .projection import camera_problem
-from .properties import IUV_FIELDS, PHOTO_FIELDS, PHOTO_SOURCE, SCENE_FIELDS
+from .properties import IUV_FIELDS, PHOTO_FIELDS, SCENE_FIELDS
 from .text import draw_message
 
 
@@ -53,8 +53,6 @@ def densepose_line(props, installed, online: bool):
     `installed`: the cached model status (None: the worker was not asked yet). One line without a model."""
     if props.iuv:
         return ("INFO", "Using the IUV file: DensePose does not run", False)
-    if PHOTO_SOURCE != "photo":
-        return ("ERROR", "This version needs a DensePose IUV file for the photo (advanced, below)", True)
     if installed is False:
         return ("ERROR", models.no_model_message(online), True)
     if installed:

@@ -20,24 +20,18 @@ IUV_ORDER_ITEMS = (
     ("vui", "V, U, I", "Read as RGB: R = V, G = U, B = part index I (DensePose's OpenCV-written files)"),
 )
 
-# The sources the panel offers: (identifier = the source's name in SOURCES, label, description, number).
-# The numbers keep .blend files saved with the older "iuv" item (0) opening on Photo: their IUV file
-# is still given, so their requests stay `iuv` ones (PropertyGroup.source_name).
+# The sources the panel offers: (identifier = the source's name in SOURCES, label, description).
+# Keep Photo first: a .blend stores the item's position, so files saved with the older first item
+# "iuv" open on Photo, and their IUV file, still given, keeps their requests `iuv` ones (source_name).
 SOURCE_ITEMS = (
-    ("photo", "Photo", "A photo of the person: DensePose runs in the worker (or give its IUV image, advanced)", 0),
-    ("projection", "Camera projection", "Project the photo, seen through the scene camera, onto the posed mesh (no DensePose)", 1),
+    ("photo", "Photo", "A photo of the person: DensePose runs in the worker (or give its IUV image, advanced)"),
+    ("projection", "Camera projection", "Project the photo, seen through the scene camera, onto the posed mesh (no DensePose)"),
 )
 # The Photo item stands for two sources: `photo` (DensePose runs in the worker) and, when an IUV file
-# is given, `iuv`. Until core has the `photo` source, a photo needs its IUV.
-PHOTO_SOURCE = "photo" if "photo" in SOURCES else "iuv"
-
-def _fields(name: str) -> tuple[str, ...]:
-    return (*SOURCES[name].required, *SOURCES[name].optional) if name in SOURCES else ("photo",)
-
-
-# The Photo item's fields (the photo source's), and those only an IUV file brings (the advanced box).
-PHOTO_FIELDS = _fields("photo")
-IUV_FIELDS = tuple(name for name in _fields("iuv") if name not in PHOTO_FIELDS)
+# is given, `iuv`. Its fields are the photo source's; those only an IUV file brings go in the panel's
+# advanced box.
+PHOTO_FIELDS = (*SOURCES["photo"].required, *SOURCES["photo"].optional)
+IUV_FIELDS = tuple(name for name in (*SOURCES["iuv"].required, *SOURCES["iuv"].optional) if name not in PHOTO_FIELDS)
 # Request fields the add-on writes itself from the scene when a job starts (operators.build_request).
 SCENE_FIELDS = ("mesh", "camera")
 
@@ -81,7 +75,7 @@ class HumantexSettings(bpy.types.PropertyGroup):
     def source_name(self) -> str:
         """The request's source: Photo is `iuv` when an IUV file is given, else `photo` (DensePose in the worker)."""
         if self.source == "photo":
-            return "iuv" if self.iuv else PHOTO_SOURCE
+            return "iuv" if self.iuv else "photo"
         return self.source
 
     def request(self) -> GenerateRequest:
