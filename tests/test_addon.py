@@ -787,7 +787,9 @@ def _worker_has_torchvision() -> str | None:
 
 
 class _ModelServer:
-    """A real HTTP server on 127.0.0.1 serving the model file (mode "good"), other bytes ("bad") or 404."""
+    """A real HTTP server on 127.0.0.1 serving the model file (mode "good"), other bytes ("bad"), 32 MB
+    slowly ("slow") or 404. Not helpers.http_server: the worker reads HUMANTEX_DENSEPOSE_URL once, when it
+    starts, so one URL serves every case here and the test switches `mode`."""
 
     def __init__(self, body: bytes):
         import http.server
@@ -829,6 +831,8 @@ class _ModelServer:
 
 @pytest.fixture(scope="module")
 def standin_model(pr99_module, tmp_path_factory) -> Path:
+    # Built by the worker's Python (conftest's standin_pr99 builds in this one, which runs Blender and
+    # need not have torch or torchvision).
     missing = _worker_has_torchvision()
     if missing:
         pytest.skip(f"the worker Python {WORKER_PYTHON} has no usable torchvision ({missing}); DensePose needs"
