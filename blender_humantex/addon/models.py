@@ -63,7 +63,8 @@ def no_model_message(online: bool | None = None) -> str:
 
 
 def user_message(error) -> str:
-    """The add-on's one line for a worker error (a missing model says how to get it in Blender)."""
+    """The add-on's one line for a worker error: a missing model says how to get it in Blender (and the
+    cached status learns that it is missing, so the panel says so too)."""
     if getattr(error, "kind", "") == "no_model" and "(from " not in str(error):
         set_status({"installed": False, "message": str(error)})
         return no_model_message()
