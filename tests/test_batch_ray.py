@@ -237,6 +237,25 @@ def test_rerun_skips_whole_outputs_and_input_failures_only(tmp_path):
     assert status.settled("whole", "another key", tmp_path / "whole", names) is None
 
 
+def test_photo_alone_job_key_follows_the_densepose_model(tmp_path, monkeypatch):
+    """A photo-only job (DensePose in the worker): the model it will use is part of its key, so a job
+    that failed for want of a model, or ran with another one, runs again."""
+    from blender_humantex.core.farm.manifest import parse_line
+    from blender_humantex.core.farm.status import job_key
+
+    job = parse_line(json.dumps({"id": "a", "photo": str(EXAMPLE / "im.jpg")}), 1, tmp_path)
+    assert job.request.source == "photo"
+    monkeypatch.delenv("HUMANTEX_DENSEPOSE_MODEL", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))  # no model in the user's cache either
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    keys = [job_key(job.request, "w")]
+    for content in (b"model one", b"model two"):
+        (tmp_path / "model.pt").write_bytes(content)
+        monkeypatch.setenv("HUMANTEX_DENSEPOSE_MODEL", str(tmp_path / "model.pt"))
+        keys.append(job_key(job.request, "w"))
+    assert len(set(keys)) == 3
+
+
 def test_without_ray_says_how_to_install(tmp_path, capsys, monkeypatch):
     import importlib.util
 

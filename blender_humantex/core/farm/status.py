@@ -76,8 +76,22 @@ def job_key(request, weights: str, cache: dict | None = None) -> str:
         "weights": weights,
         "fields": {k: v for k, v in request_fields(request).items() if k not in paths},
         "inputs": {k: file_digest(p, cache) for k, p in sorted(paths.items())},
+        "densepose": densepose_digest(request, cache),
     }
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:24]
+
+
+def densepose_digest(request, cache: dict | None = None) -> str | None:
+    """A photo-only job's DensePose model (content), found as the job will find it when the request
+    names none (HUMANTEX_DENSEPOSE_MODEL, the models folders): installing or replacing it reruns the job."""
+    if request.source != "photo" or request.densepose_model:  # a named model file is one of the inputs
+        return None
+    from ..densepose.store import locate
+
+    try:
+        return file_digest(locate().path, cache)
+    except InputError:  # no model yet: the job fails and says how to get one
+        return None
 
 
 class StatusFile:
