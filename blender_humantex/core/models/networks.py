@@ -277,9 +277,10 @@ class SamplerNet(_TextureNet):
 
     def forward(self, partial_texture: torch.Tensor, visibility: torch.Tensor) -> SamplerOutput:
         n, _, h, w = partial_texture.shape
-        offset = resize(self.predict_offset(partial_texture, visibility), (h, w))  # N×2×H×W
-        if self.config.grid_prior == "correspondence":
+        offset = self.predict_offset(partial_texture, visibility)  # N×2×s×s
+        if self.config.grid_prior == "correspondence":  # the prior upsamples it at the texels it samples only
             return self.sample_with_prior(partial_texture.float(), visibility.float(), offset)
+        offset = resize(offset, (h, w))  # N×2×H×W
         if self.config.grid_prior == "seen":
             # Learn corrections to "mirror partner, else nearest seen texel of the part" (grid_prior.py).
             offset = offset + resize(seen_source_offset(visibility), (h, w))
@@ -299,7 +300,11 @@ class SamplerNet(_TextureNet):
         texture, reached = self.prior(partial_texture, visibility, offset)  # N×3×H×W, N×1×H×W
         fallback = resize(seen_source_offset(reached), (h, w))  # N×2×H×W, 0 where reached
         sampling_grid = fallback.permute(0, 2, 3, 1) + identity_grid(n, h, w, offset.device)  # N×H×W×2
-        return SamplerOutput(sample_texture(texture, reached, sampling_grid), sampling_grid)
+        if torch.is_grad_enabled():
+            return SamplerOutput(sample_texture(texture, reached, sampling_grid), sampling_grid)
+        from .correspondence import sample_unreached  # inference: the same, only where reached < 1, in place
+
+        return SamplerOutput(sample_unreached(texture, reached, sampling_grid), sampling_grid)
 
 
 class RefinerNet(_TextureNet):
@@ -343,11 +348,12 @@ class RefinerNet(_TextureNet):
         small_sample, small_visibility = resize(t_sample, size), resize(visibility, size)
         extra = []
         if self.config.pca_input:
-            if t_pca is None:
-                if self.pca is None:
-                    raise RuntimeError("this refiner needs the PCA texture model: call attach_pca() first")
-                t_pca = self.pca(t_sample * (visibility > 0.5), visibility)
-            small_pca = resize(t_pca, size)
+            if t_pca is not None:
+                small_pca = resize(t_pca, size)
+            elif self.pca is None:
+                raise RuntimeError("this refiner needs the PCA texture model: call attach_pca() first")
+            else:  # resize(T_pca, size), without making T_pca at T_sample's size
+                small_pca = self.pca(t_sample * (visibility > 0.5), visibility, size=size)
             chart = self.chart(size[0], t_sample.device).expand(t_sample.shape[0], -1, -1, -1)
             extra = [small_pca, chart]
         net_input = torch.cat([self.network_input(small_sample, small_visibility), *extra], dim=1)
@@ -365,11 +371,18 @@ class RefinerNet(_TextureNet):
         full = t_sample.shape[-2:]
         if self.config.pca_input:
             t_refine = resize((small_pca + raw[:, :3]).clamp(0, 1), full)  # residual over the PCA estimate
-            blend_mask = visibility + (1 - visibility) * resize(torch.sigmoid(raw[:, 3:]), full)
+            blend_mask = resize(torch.sigmoid(raw[:, 3:]), full)
+            if torch.is_grad_enabled():
+                blend_mask = visibility + (1 - visibility) * blend_mask
+            else:  # inference: in place (the same arithmetic), no full-size temporaries
+                blend_mask = blend_mask.contiguous().mul_(1 - visibility).add_(visibility)
         else:
             t_refine = resize(torch.sigmoid(raw[:, :3]), full)
             blend_mask = resize(torch.sigmoid(raw[:, 3:]), full)
-        t_final = t_sample * blend_mask + t_refine * (1 - blend_mask)
+        if torch.is_grad_enabled():
+            t_final = t_sample * blend_mask + t_refine * (1 - blend_mask)
+        else:  # one pass, one full-size buffer: T_refine + M·(T_sample − T_refine), equal to rounding
+            t_final = torch.lerp(t_refine, t_sample, blend_mask)
         return RefinerOutput(t_final, t_refine, blend_mask)
 
 
