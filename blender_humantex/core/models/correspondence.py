@@ -331,7 +331,10 @@ def premultiply_channels_last(texture, visibility):
     texel's four values from one place (about twice as fast on a CPU as planar channels for scattered points)."""
     _, h, w = texture.shape
     out = torch.empty(1, h, w, 4, dtype=texture.dtype, device=texture.device)
-    out[0, ..., :3] = (texture * visibility).permute(1, 2, 0)
+    if torch.is_grad_enabled():  # (out= has no gradient)
+        out[0, ..., :3] = (texture * visibility).permute(1, 2, 0)
+    else:
+        torch.mul(texture.permute(1, 2, 0), visibility.permute(1, 2, 0), out=out[0, ..., :3])
     out[0, ..., 3] = visibility[0]
     return out.permute(0, 3, 1, 2)
 
