@@ -419,27 +419,28 @@ def composite_fill(texture, known, small, small_known):
     return texture, known
 
 
-def sample_unreached(texture, reached, sampling_grid):
-    """networks.sample_texture(texture, reached, sampling_grid), evaluated only where reached < 1 (elsewhere it
-    is texture itself) and written into `texture` in place (inference: texture is the prior's own result).
+def sample_unseen(texture, visibility, sampling_grid):
+    """networks.sample_texture at inference: a new tensor equal to texture where visibility is 1, and computed
+    (the same arithmetic) only where it is below 1.
 
-    texture N×3×H×W, reached N×1×H×W, sampling_grid N×H×W×2 -> texture.
+    texture N×3×H×W, visibility N×1×H×W, sampling_grid N×H×W×2 -> N×3×H×W.
     """
     from .networks import SAMPLE_WEIGHT_EPS
 
     _, _, h, w = texture.shape
+    out = texture.to(sampling_grid.dtype).clone(memory_format=torch.contiguous_format)
     for i in range(texture.shape[0]):
-        yx = (reached[i, 0] < 1).nonzero()  # M×2
+        yx = (visibility[i, 0] < 1).nonzero()  # M×2
         if yx.shape[0] == 0:
             continue
-        premultiplied = premultiply_channels_last(texture[i], reached[i])
+        premultiplied = premultiply_channels_last(out[i], visibility[i].to(out.dtype))
         grid = sampling_grid[i][yx[:, 0], yx[:, 1]]  # M×2 (no copy of the whole grid, whatever its strides)
         sampled = F.grid_sample(premultiplied, grid.view(1, 1, -1, 2), mode="bilinear", padding_mode="zeros",
                                 align_corners=False)[0, :, 0]  # 4×M
         weight = sampled[3]
         colour = sampled[:3] / weight.clamp_min(SAMPLE_WEIGHT_EPS) * (weight > SAMPLE_WEIGHT_EPS)
         where = yx[:, 0] * w + yx[:, 1]
-        flat = texture[i].view(3, -1)
-        seen = reached[i].reshape(-1).index_select(0, where)
+        flat = out[i].view(3, -1)
+        seen = visibility[i].reshape(-1).to(out.dtype).index_select(0, where)
         flat.index_copy_(1, where, seen * flat.index_select(1, where) + (1 - seen) * colour)
-    return texture
+    return out

@@ -88,6 +88,10 @@ def sample_texture(partial_texture: torch.Tensor, visibility: torch.Tensor, samp
     below SAMPLE_WEIGHT_EPS saw nothing and stay 0. `visibility` may be soft; 1 keeps the partial
     exactly, 0 takes the sample.
     """
+    if not torch.is_grad_enabled():  # inference: the same, computed only where visibility < 1
+        from .correspondence import sample_unseen
+
+        return sample_unseen(partial_texture, visibility, sampling_grid)
     sampled = F.grid_sample(
         torch.cat([partial_texture * visibility, visibility], dim=1),
         sampling_grid.to(partial_texture.dtype),
@@ -277,10 +281,9 @@ class SamplerNet(_TextureNet):
 
     def forward(self, partial_texture: torch.Tensor, visibility: torch.Tensor) -> SamplerOutput:
         n, _, h, w = partial_texture.shape
-        offset = self.predict_offset(partial_texture, visibility)  # N×2×s×s
-        if self.config.grid_prior == "correspondence":  # the prior upsamples it at the texels it samples only
+        offset = resize(self.predict_offset(partial_texture, visibility), (h, w))  # N×2×H×W
+        if self.config.grid_prior == "correspondence":
             return self.sample_with_prior(partial_texture.float(), visibility.float(), offset)
-        offset = resize(offset, (h, w))  # N×2×H×W
         if self.config.grid_prior == "seen":
             # Learn corrections to "mirror partner, else nearest seen texel of the part" (grid_prior.py).
             offset = offset + resize(seen_source_offset(visibility), (h, w))
@@ -300,11 +303,7 @@ class SamplerNet(_TextureNet):
         texture, reached = self.prior(partial_texture, visibility, offset)  # N×3×H×W, N×1×H×W
         fallback = resize(seen_source_offset(reached), (h, w))  # N×2×H×W, 0 where reached
         sampling_grid = fallback.permute(0, 2, 3, 1) + identity_grid(n, h, w, offset.device)  # N×H×W×2
-        if torch.is_grad_enabled():
-            return SamplerOutput(sample_texture(texture, reached, sampling_grid), sampling_grid)
-        from .correspondence import sample_unreached  # inference: the same, only where reached < 1, in place
-
-        return SamplerOutput(sample_unreached(texture, reached, sampling_grid), sampling_grid)
+        return SamplerOutput(sample_texture(texture, reached, sampling_grid), sampling_grid)
 
 
 class RefinerNet(_TextureNet):
