@@ -99,8 +99,10 @@ def to_u8(arr: np.ndarray) -> np.ndarray:
     return scaled.astype(np.uint8)
 
 
-def write_png(path, arr: np.ndarray) -> Path:
-    """Write float [0,1] H×W×3 (sRGB) or H×W (grey), or uint8, as an 8-bit PNG, atomically."""
+def write_png(path, arr) -> Path:
+    """Write float [0,1] H×W×3 (sRGB) or H×W (grey), or uint8, as an 8-bit PNG, atomically. `arr` may be a
+    function that makes the array (so write_pngs makes it in its thread)."""
+    arr = arr() if callable(arr) else arr
     u8 = to_u8(arr) if arr.dtype != np.uint8 else arr
 
     def save(tmp):
@@ -111,8 +113,8 @@ def write_png(path, arr: np.ndarray) -> Path:
 
 
 def write_pngs(images: dict, workers: int = 4, done=None) -> dict:
-    """{path: array} -> {path: Path}, written (as write_png) in parallel threads: the conversion and zlib
-    release the GIL, so the layers of one job encode side by side. `done(path)` is called as each finishes
+    """{path: array (or a function making one)} -> {path: Path}, written (as write_png) in parallel threads: numpy
+    and zlib release the GIL, so the layers of one job encode side by side. `done(path)` is called as each finishes
     (from this thread). The first error is raised after the others have finished."""
     from concurrent.futures import ThreadPoolExecutor, as_completed
 

@@ -292,11 +292,18 @@ class _Job:
         outputs = {}
         try:
             self.out_dir.mkdir(parents=True, exist_ok=True)
-            for k, layer in enumerate(LAYERS):
-                outputs[layer.name] = imageio.write_png(self.out_dir / layer.file, getattr(layers, layer.name))
-                self.report("write", (k + 1) / (len(LAYERS) + 2))
-            sheet = contact_sheet(layers, photo=photo)
-            outputs["sheet"] = imageio.write_png(self.out_dir / OUTPUT_FILES["sheet"], sheet)
+            # every PNG in parallel threads (the sheet made in its own); progress as each one lands
+            images = {layer.name: getattr(layers, layer.name) for layer in LAYERS}
+            images["sheet"] = lambda: contact_sheet(layers, photo=photo)
+            files = {name: self.out_dir / OUTPUT_FILES[name] for name in images}
+            written = []
+
+            def done(path):
+                written.append(path)
+                self.report("write", len(written) / (len(images) + 1))
+
+            paths = imageio.write_pngs({files[name]: image for name, image in images.items()}, done=done)
+            outputs = {name: paths[files[name]] for name in images}
             self.timings["write"] = time.perf_counter() - started
             meta["timings"] = {k: round(v, 4) for k, v in self.timings.items()}
             outputs["meta"] = write_json(self.out_dir / OUTPUT_FILES["meta"], meta)
