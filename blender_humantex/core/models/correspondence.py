@@ -353,11 +353,13 @@ def fill_texels(texture, known, premultiplied, learned, slot_offset, slot_weight
     rank = torch.arange(1, slots + 1, device=slot_weight.device)
     count = ((slot_weight > 0) * rank).amax(-1).to(torch.uint8)  # r²: slots up to the last one with a weight
     per_texel = count.view(r, r)[rows][:, cols] * (known[0] < 1)  # h×w: 0 where the pass changes nothing
-    # texels grouped by their slot count, most first: slot j is then sampled on a prefix of them
-    groups = [(per_texel == c).nonzero() for c in range(slots, 0, -1)]  # each M_c×2 (row, column)
-    yx = torch.cat(groups)  # M×2
+    yx = per_texel.nonzero()  # M×2 (row, column)
     if yx.shape[0] == 0:
         return
+    # texels grouped by their slot count, most first: slot j is then sampled on a prefix of them
+    uses_of = per_texel[yx[:, 0], yx[:, 1]]  # M
+    groups = [(uses_of == c).nonzero().squeeze(1) for c in range(slots, 0, -1)]
+    yx = yx[torch.cat(groups)]
     cell = rows[yx[:, 0]] * r + cols[yx[:, 1]]  # M
     uses = torch.tensor([len(g) for g in groups]).cumsum(0).flip(0)  # uses[j]: texels with count > j
     point = texel_points(yx, h, w, learned)  # M×2 normalised (x, y)

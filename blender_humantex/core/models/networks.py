@@ -73,7 +73,8 @@ def resize_partial(
     """
     if tuple(partial_texture.shape[-2:]) == tuple(size):
         return partial_texture, visibility
-    weighted = resize(torch.cat([partial_texture * visibility, visibility], dim=1), size)
+    # (each channel resized alone: no full-size concatenation)
+    weighted = torch.cat([resize(partial_texture * visibility, size), resize(visibility, size)], dim=1)
     weight = weighted[:, 3:]
     seen = weight > SAMPLE_WEIGHT_EPS
     return weighted[:, :3] / weight.clamp_min(SAMPLE_WEIGHT_EPS) * seen, weight
