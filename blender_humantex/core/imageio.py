@@ -89,14 +89,21 @@ def read_raw_u8(path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     return np.ascontiguousarray(arr)
 
 
-def to_u8(arr: np.ndarray) -> np.ndarray:
-    """float [0, 1] -> uint8, rounding half up: (clip(x, 0, 1)·255 + 0.5) truncated, computed in one float32 buffer
-    (the same values: clipping after the scale and offset is clipping before it)."""
-    dtype = np.float32 if np.asarray(arr).dtype in (np.float32, np.float16, np.uint8) else np.float64
-    scaled = np.multiply(arr, dtype(255.0), dtype=dtype)
-    scaled += dtype(0.5)
-    np.clip(scaled, 0.0, 255.0, out=scaled)
-    return scaled.astype(np.uint8)
+def to_u8(arr: np.ndarray, rows: int = 256) -> np.ndarray:
+    """float [0, 1] -> uint8, rounding half up: (clip(x, 0, 1)·255 + 0.5) truncated. Computed `rows` rows at a
+    time in a small float buffer (clipping after the scale and offset is clipping before it: the same values),
+    so converting a 4096² layer never holds a second full-size float copy."""
+    arr = np.asarray(arr)
+    dtype = np.float32 if arr.dtype in (np.float32, np.uint8) else np.float64
+    if arr.ndim == 0:
+        return to_u8(arr[None], rows)[0]
+    out = np.empty(arr.shape, np.uint8)
+    for start in range(0, len(arr), rows):
+        scaled = np.multiply(arr[start : start + rows], dtype(255.0), dtype=dtype)
+        scaled += dtype(0.5)
+        np.clip(scaled, 0.0, 255.0, out=scaled)
+        out[start : start + rows] = scaled
+    return out
 
 
 def write_png(path, arr) -> Path:
