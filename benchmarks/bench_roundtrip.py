@@ -31,6 +31,7 @@ REPO = Path(__file__).resolve().parents[1]
 STAGES = ("unwrap", "sample", "refine", "write")
 EXAMPLE = ("examples", "densepose_pr99")
 CHILD_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+WORKER_OPTIONS: dict = {}  # what worker/server.py passes generate besides the request
 
 
 # ----------------------------------------------------------------------------- the child: one tree, one size
@@ -68,18 +69,26 @@ def _request(size: int, out_dir: Path):
 
 
 def _job_runner(size: int, scratch: Path):
-    """The worker's job in this process: generate into a staging folder, then publish."""
+    """The worker's job in this process: generate into a staging folder, then publish (as worker/server.py
+    calls it: a request since the sources refactor, its fields before)."""
+    import dataclasses
+    import inspect
+
     from blender_humantex.core.job import generate
     from blender_humantex.core.outputs import publish, staged
     from blender_humantex.core.pipeline import Pipeline
 
     pipeline = Pipeline(device="cpu")
+    takes_request = "request" in inspect.signature(generate).parameters
 
     def run(name):
         out_dir = scratch / name
         request = _request(size, out_dir)
         with staged(out_dir) as staging:
-            report = generate(pipeline, out_dir=staging, **request.job_inputs())
+            if takes_request:
+                report = generate(pipeline, dataclasses.replace(request, out_dir=str(staging)), **WORKER_OPTIONS)
+            else:
+                report = generate(pipeline, out_dir=staging, **request.job_inputs())
             publish(staging, out_dir, report["outputs"])
         return report["timings"], out_dir
 

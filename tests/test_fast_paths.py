@@ -21,7 +21,7 @@ from blender_humantex.core.models import correspondence, networks, texture_pca
 from blender_humantex.core.models.networks import identity_grid, resize, resize_partial
 from blender_humantex.core.padding import pad_charts
 from blender_humantex.core.pipeline import Pipeline
-from blender_humantex.core.unwrap import unwrap_files
+from blender_humantex.core.sources.iuv import unwrap_files
 from blender_humantex.core.uv_layout import get_layout
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "densepose_pr99"
