@@ -31,7 +31,6 @@ REPO = Path(__file__).resolve().parents[1]
 STAGES = ("unwrap", "sample", "refine", "write")
 EXAMPLE = ("examples", "densepose_pr99")
 CHILD_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-WORKER_OPTIONS: dict = {}  # what worker/server.py passes generate besides the request
 
 
 # ----------------------------------------------------------------------------- the child: one tree, one size
@@ -79,14 +78,16 @@ def _job_runner(size: int, scratch: Path):
     from blender_humantex.core.pipeline import Pipeline
 
     pipeline = Pipeline(device="cpu")
-    takes_request = "request" in inspect.signature(generate).parameters
+    parameters = inspect.signature(generate).parameters
+    takes_request = "request" in parameters
+    options = {"sheet": False} if "sheet" in parameters else {}  # as worker/server.py: no contact sheet
 
     def run(name):
         out_dir = scratch / name
         request = _request(size, out_dir)
         with staged(out_dir) as staging:
             if takes_request:
-                report = generate(pipeline, dataclasses.replace(request, out_dir=str(staging)), **WORKER_OPTIONS)
+                report = generate(pipeline, dataclasses.replace(request, out_dir=str(staging)), **options)
             else:
                 report = generate(pipeline, out_dir=staging, **request.job_inputs())
             publish(staging, out_dir, report["outputs"])

@@ -72,12 +72,14 @@ CLASSICAL_NOTE = ("the mesh's UV map is not the SMPL layout the networks were tr
 
 
 def generate(pipeline: Pipeline, request: GenerateRequest, *, progress=None, options=None,
-             min_coverage=None) -> dict:
+             min_coverage=None, sheet: bool = True) -> dict:
     """A checked request -> every layer in request.out_dir. Its source's reader makes the partial
     texture (stage unwrap) at the output size, so T_sample carries as much photo detail as it can;
-    `options` are reader options outside the request (the CLI's flags, see Source.options)."""
+    `options` are reader options outside the request (the CLI's flags, see Source.options).
+    `sheet`: also write sheet.png (the CLI's contact sheet; the worker's add-on never reads it)."""
     source = SOURCES[request.source]
     job = _Job(pipeline, request.out_dir, request.output_size, request.method or "full", progress)
+    job.sheet = sheet
     with job.stage("unwrap"):
         def read_progress(stage, fraction):
             # a reader's own file loading ("load") and its work are both this job's "unwrap" stage
@@ -110,6 +112,7 @@ class _Job:
             raise InputError(f"output path {self.out_dir} exists and is not a folder", kind="bad_output")
         self.timings: dict[str, float] = {}
         self.coverage: float | None = None  # seen texels / UV chart texels, checked before completing
+        self.sheet = True  # write sheet.png
         with self.stage("load"):
             pipeline.load(method)
 
@@ -170,7 +173,8 @@ class _Job:
             self.out_dir.mkdir(parents=True, exist_ok=True)
             # every PNG in parallel threads (the sheet made in its own); progress as each one lands
             images = {layer.name: getattr(layers, layer.name) for layer in LAYERS}
-            images["sheet"] = lambda: contact_sheet(layers, photo=photo)
+            if self.sheet:
+                images["sheet"] = lambda: contact_sheet(layers, photo=photo)
             files = {name: self.out_dir / OUTPUT_FILES[name] for name in images}
             written = []
 
