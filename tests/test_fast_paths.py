@@ -21,7 +21,8 @@ from blender_humantex.core.models import correspondence, networks, texture_pca
 from blender_humantex.core.models.networks import identity_grid, resize, resize_partial
 from blender_humantex.core.padding import pad_charts
 from blender_humantex.core.pipeline import Pipeline
-from blender_humantex.core.sources.iuv import unwrap_files
+from blender_humantex.core.sources import iuv
+from blender_humantex.core.sources.iuv import unwrap, unwrap_files
 from blender_humantex.core.uv_layout import get_layout
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "densepose_pr99"
@@ -174,6 +175,27 @@ def test_prior_and_pca_are_modules_whose_tensors_stay_out_of_the_weights(shipped
     assert "PriorSampler(size=128" in repr(sampler) and "PCAEstimator(size=" in repr(refiner)
     half = correspondence.PriorSampler(sampler.prior.prior, slots=2, passes=1).half()
     assert half.cost.dtype == torch.float16 and half.sources.dtype == torch.int64
+
+
+def test_unwrap_mapping_is_remembered_per_iuv_and_equals_a_fresh_one():
+    photo = np.asarray(Image.open(EXAMPLE / "im.jpg").convert("RGB"))
+    raw = np.asarray(Image.open(EXAMPLE / "IUV.png").convert("RGB"))
+    iuv_image, _ = iuv.iuv_channels(raw)
+    iuv._mapping_cache.clear()
+    first = unwrap(photo, iuv_image, size=256)
+    assert len(iuv._mapping_cache) == 1
+    darker = unwrap(photo // 2, iuv_image, size=256)  # same IUV, other colours: the mapping is reused
+    assert len(iuv._mapping_cache) == 1
+    np.testing.assert_array_equal(darker.visibility, first.visibility)
+    iuv._mapping_cache.clear()
+    np.testing.assert_array_equal(unwrap(photo // 2, iuv_image, size=256).partial, darker.partial)
+    moved = np.roll(iuv_image, 5, axis=1)  # another IUV (the body 5 px to the right): a new mapping
+    assert not np.array_equal(unwrap(photo, moved, size=256).partial, first.partial)
+    assert len(iuv._mapping_cache) == 2
+    unwrap(photo, iuv_image, size=512)
+    assert len(iuv._mapping_cache) == iuv.MAPPING_CACHE_SIZE  # the oldest went
+    xy, visible = next(iter(iuv._mapping_cache.values()))
+    assert not xy.flags.writeable and not visible.flags.writeable
 
 
 # ----------------------------------------------------------------------------- end to end
