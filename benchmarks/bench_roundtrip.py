@@ -13,6 +13,7 @@ torch.set_num_threads(1)); `cpu` is the child's CPU time (all its threads) for t
 
 --worker S times the real warm worker subprocess (worker/client.py of each tree) at S², interleaved.
 --compare S...: every layer of both trees' outputs at S², as PNGs: the largest difference per channel.
+--cold-mapping: forget the unwrap's remembered IUV -> texel mappings before every job (a new photo each time).
 Prints figures only; this machine is shared and noisy, so read the ratios (same run, interleaved).
 """
 
@@ -37,14 +38,15 @@ CHILD_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
 def child(size: int, mode: str, scratch: Path) -> int:
-    """Load once, run one warm-up job, then one job per line on stdin; one JSON line out per job."""
+    """Load once, run one warm-up job, then one job per line on stdin; one JSON line out per job. Mode "cold"
+    is "job" with the unwrap's remembered mappings (if this tree has them) forgotten before each job."""
     import resource
     import time
 
     import torch
 
     torch.set_num_threads(1)
-    run = _worker_runner(size, scratch) if mode == "worker" else _job_runner(size, scratch)
+    run = _worker_runner(size, scratch) if mode == "worker" else _job_runner(size, scratch, cold=mode == "cold")
     run("warmup")
     print(json.dumps({"ready": True}), flush=True)
     for n, line in enumerate(sys.stdin):
@@ -67,7 +69,7 @@ def _request(size: int, out_dir: Path):
                            inds=str(example / "INDS.png"), size=size)
 
 
-def _job_runner(size: int, scratch: Path):
+def _job_runner(size: int, scratch: Path, cold: bool = False):
     """The worker's job in this process: generate into a staging folder, then publish (as worker/server.py
     calls it: a request since the sources refactor, its fields before)."""
     import dataclasses
@@ -85,6 +87,8 @@ def _job_runner(size: int, scratch: Path):
     def run(name):
         out_dir = scratch / name
         request = _request(size, out_dir)
+        if cold:
+            _forget_mappings()
         with staged(out_dir) as staging:
             if takes_request:
                 report = generate(pipeline, dataclasses.replace(request, out_dir=str(staging)), **options)
@@ -94,6 +98,14 @@ def _job_runner(size: int, scratch: Path):
         return report["timings"], out_dir
 
     return run
+
+
+def _forget_mappings() -> None:
+    try:
+        from blender_humantex.core.sources import iuv
+    except ImportError:  # the previous release remembers none
+        return
+    getattr(iuv, "_mapping_cache", {}).clear()
 
 
 def _worker_runner(size: int, scratch: Path):
@@ -211,6 +223,7 @@ def main() -> int:
     parser.add_argument("--big-repeats", type=int, default=2, help="repeats at 4096²")
     parser.add_argument("--worker", type=int, nargs="*", default=[2048], help="sizes to time the worker at")
     parser.add_argument("--compare", type=int, nargs="*", default=[256, 1024, 2048])
+    parser.add_argument("--cold-mapping", action="store_true", help="forget the unwrap's mappings before each job")
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--mode", default="job", help=argparse.SUPPRESS)
     parser.add_argument("--scratch", help=argparse.SUPPRESS)
@@ -222,7 +235,7 @@ def main() -> int:
     print(f"trees: this {REPO}, previous release {roots['prev']}; one torch thread; scratch {scratch}")
     for size in args.sizes:
         repeats = args.big_repeats if size >= 4096 else args.repeats
-        bench(size, "job", repeats, roots, scratch, size in args.compare)
+        bench(size, "cold" if args.cold_mapping else "job", repeats, roots, scratch, size in args.compare)
     for size in args.worker:
         bench(size, "worker", args.repeats, roots, scratch, False)
     return 0
