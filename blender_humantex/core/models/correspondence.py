@@ -38,7 +38,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import WeightsError
-from .networks import identity_grid
+from .networks import identity_grid, premultiply_channels_last
 
 PRIOR_FORMAT = "blender_humantex.correspondence_prior.v1"
 FILL_PASS_SIZE = 128  # passes after the first (filling from filled texels) run at most at this size
@@ -326,19 +326,6 @@ def nearest_cells(out: int, r: int, device) -> torch.Tensor:
     return _nearest_cells(out, r).to(device)
 
 
-def premultiply_channels_last(texture, visibility):
-    """3×h×w, 1×h×w -> 1×4×h×w (texture·visibility, visibility) in channels-last memory: grid_sample reads a
-    texel's four values from one place (about twice as fast on a CPU as planar channels for scattered points)."""
-    _, h, w = texture.shape
-    out = torch.empty(1, h, w, 4, dtype=texture.dtype, device=texture.device)
-    if torch.is_grad_enabled():  # (out= has no gradient)
-        out[0, ..., :3] = (texture * visibility).permute(1, 2, 0)
-    else:
-        torch.mul(texture.permute(1, 2, 0), visibility.permute(1, 2, 0), out=out[0, ..., :3])
-    out[0, ..., 3] = visibility[0]
-    return out.permute(0, 3, 1, 2)
-
-
 def fill_texels(texture, known, premultiplied, learned, slot_offset, slot_weight, rows, cols):
     """One texture's first pass, in place: each unseen texel t of a cell c with seen sources becomes
     Σ_j w_cj · premultiplied(t + learned(t) + offset_cj) (bilinear) divided by its sampled visibility.
@@ -420,29 +407,3 @@ def composite_fill(texture, known, small, small_known):
         _blend_in(texture[i], known[i], yx[:, 0] * w + yx[:, 1], up[:3], (up[3] > 0.5).to(texture.dtype))
     return texture, known
 
-
-def sample_unseen(texture, visibility, sampling_grid):
-    """networks.sample_texture at inference: a new tensor equal to texture where visibility is 1, and computed
-    (the same arithmetic) only where it is below 1.
-
-    texture N×3×H×W, visibility N×1×H×W, sampling_grid N×H×W×2 -> N×3×H×W.
-    """
-    from .networks import SAMPLE_WEIGHT_EPS
-
-    _, _, h, w = texture.shape
-    out = texture.to(sampling_grid.dtype).clone(memory_format=torch.contiguous_format)
-    for i in range(texture.shape[0]):
-        yx = (visibility[i, 0] < 1).nonzero()  # M×2
-        if yx.shape[0] == 0:
-            continue
-        premultiplied = premultiply_channels_last(out[i], visibility[i].to(out.dtype))
-        grid = sampling_grid[i][yx[:, 0], yx[:, 1]]  # M×2 (no copy of the whole grid, whatever its strides)
-        sampled = F.grid_sample(premultiplied, grid.view(1, 1, -1, 2), mode="bilinear", padding_mode="zeros",
-                                align_corners=False)[0, :, 0]  # 4×M
-        weight = sampled[3]
-        colour = sampled[:3] / weight.clamp_min(SAMPLE_WEIGHT_EPS) * (weight > SAMPLE_WEIGHT_EPS)
-        where = yx[:, 0] * w + yx[:, 1]
-        flat = out[i].view(3, -1)
-        seen = visibility[i].reshape(-1).to(out.dtype).index_select(0, where)
-        flat.index_copy_(1, where, seen * flat.index_select(1, where) + (1 - seen) * colour)
-    return out
