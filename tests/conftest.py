@@ -37,6 +37,18 @@ def random_weights(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def standin_pr99(samples, tmp_path_factory) -> Path:
+    """A STAND-IN DensePose TorchScript model (core/densepose/standin.py: the export's interface, not
+    DensePose) that reproduces the example's real DensePose output; skips where torchvision is missing."""
+    from helpers import CASES, read_case, require_torchvision
+
+    require_torchvision()
+    from blender_humantex.core.densepose.standin import build_standin
+
+    return build_standin(*read_case(samples, CASES[0]), tmp_path_factory.mktemp("standin") / "standin_pr99.pt")
+
+
+@pytest.fixture(scope="session")
 def repo() -> Path:
     return REPO
 

@@ -233,6 +233,8 @@ def test_worker_setup_for_artists(extension, prefs, tmp_path, monkeypatch):
         assert f'-m pip install -r "{requirements}"' in command and command.startswith("python3 -m venv ")
         assert "[worker]" not in command  # no repository or package name to find: the installed file
         assert requirements.read_text() == (REPO / "blender_humantex" / "worker" / "requirements.txt").read_text()
+        pins = requirements.read_text().split()  # torchvision as torch's pair: DensePose's export needs its ops
+        assert "torchvision==0.29.1" in pins and "torch==2.14.1" in pins
         assert bpy.ops.humantex.copy_setup_command() == {"FINISHED"}
         message = p.artist_message("dependency", "no module named torch", "/usr/bin/python3")
         assert "/usr/bin/python3" in message and "command below" in message and "pip install" not in message
@@ -758,3 +760,295 @@ def test_materials_keep_user_material_and_nodes(extension, tmp_path):
     bpy.ops.wm.open_mainfile(filepath=str(tmp_path / "dressed.blend"))
     assert bpy.data.materials.get("Skin") is not None  # kept by its fake user, though no slot uses it
     assert bpy.data.materials["HumanTex_Dressed"].node_tree.nodes.get(emission_name) is not None
+
+
+# ------------------------------------------------------------- a photo alone: DensePose in the worker
+# The real DensePose export cannot be downloaded here, so these tests use the STAND-IN TorchScript model
+# (core/densepose/standin.py, built from the real pr99 IUV: it does not look at the photo). The worker
+# only keeps a fetched or installed file that matches the pinned SHA-256, which no stand-in can; the
+# worker these tests start therefore runs with a TEST PIN (a sitecustomize that sets the pin to the
+# stand-in's SHA-256), and its model cache is a temporary folder (never the user's cache).
+TEST_PIN_SITECUSTOMIZE = '''"""TEST PIN, written by tests/test_addon.py: the DensePose pin becomes the stand-in's SHA-256."""
+import os
+from blender_humantex.core.densepose import store
+object.__setattr__(store.DENSEPOSE, "sha256", os.environ["HUMANTEX_TEST_PIN_SHA256"])
+'''
+BUILD_STANDIN = """
+import sys
+from blender_humantex.core.densepose.standin import build_standin_from_files
+build_standin_from_files(sys.argv[1], sys.argv[2], sys.argv[3])
+"""
+
+
+def _worker_has_torchvision() -> str | None:
+    probe = "import torch, torchvision; torch.ops.torchvision.nms"
+    proc = subprocess.run([WORKER_PYTHON, "-c", probe], capture_output=True, text=True, timeout=300)
+    return None if proc.returncode == 0 else (proc.stderr.strip().splitlines() or ["?"])[-1]
+
+
+class _ModelServer:
+    """A real HTTP server on 127.0.0.1 serving the model file (mode "good"), other bytes ("bad"), 32 MB
+    slowly ("slow") or 404. Not helpers.http_server: the worker reads HUMANTEX_DENSEPOSE_URL once, when it
+    starts, so one URL serves every case here and the test switches `mode`."""
+
+    def __init__(self, body: bytes):
+        import http.server
+        import threading
+
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802
+                if server.mode == "404":
+                    self.send_error(404, "Not Found")
+                    return
+                data = body if server.mode == "good" else b"not a model" * 1000
+                if server.mode == "slow":
+                    data = b"\0" * (32 << 20)
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                for start in range(0, len(data), 1 << 16):
+                    try:
+                        self.wfile.write(data[start:start + (1 << 16)])
+                    except OSError:  # the worker hung up (a cancelled download)
+                        return
+                    if server.mode == "slow":
+                        time.sleep(0.01)
+
+            def log_message(self, *args):
+                pass
+
+        self.mode = "good"
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/densepose_r50_fpn_dl.torchscript"
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture(scope="module")
+def standin_model(pr99_module, tmp_path_factory) -> Path:
+    # Built by the worker's Python (conftest's standin_pr99 builds in this one, which runs Blender and
+    # need not have torch or torchvision).
+    missing = _worker_has_torchvision()
+    if missing:
+        pytest.skip(f"the worker Python {WORKER_PYTHON} has no usable torchvision ({missing}); DensePose needs"
+                    " torch==2.14.1 torchvision==0.29.1: set HUMANTEX_WORKER_PYTHON to such an environment")
+    path = tmp_path_factory.mktemp("standin") / "densepose_standin.torchscript"
+    proc = subprocess.run([WORKER_PYTHON, "-c", BUILD_STANDIN, str(pr99_module["iuv"]), str(pr99_module["inds"]),
+                           str(path)], capture_output=True, text=True, timeout=600, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert proc.returncode == 0, proc.stderr
+    return path
+
+
+@pytest.fixture(scope="module")
+def pr99_module(shared_data) -> dict:
+    folder = shared_data / "densepose_samples" / "densepose_pr99"
+    return {"photo": folder / "im.jpg", "iuv": folder / "IUV.png", "inds": folder / "INDS.png"}
+
+
+@pytest.fixture(scope="module")
+def densepose_worker(extension, prefs, standin_model, tmp_path_factory):
+    """Preferences pointing at a worker with the TEST PIN, a temporary model cache and a model server."""
+    import hashlib
+
+    root = tmp_path_factory.mktemp("densepose-worker")
+    (root / "shim").mkdir()
+    (root / "shim" / "sitecustomize.py").write_text(TEST_PIN_SITECUSTOMIZE)
+    wrapper = root / "bin" / "python"
+    wrapper.parent.mkdir()
+    wrapper.write_text(f'#!/bin/sh\nPYTHONPATH="{root / "shim"}:$PYTHONPATH" exec "{WORKER_PYTHON}" "$@"\n')
+    wrapper.chmod(0o755)
+    server = _ModelServer(standin_model.read_bytes())
+    env = {"HUMANTEX_TEST_PIN_SHA256": hashlib.sha256(standin_model.read_bytes()).hexdigest(),
+           "XDG_CACHE_HOME": str(root / "cache"), "HUMANTEX_DENSEPOSE_URL": server.url}
+    saved_env = {key: os.environ.get(key) for key in (*env, "HUMANTEX_DENSEPOSE_MODEL")}
+    os.environ.update(env)  # the worker inherits them when it starts (a new Worker Python: a new worker)
+    os.environ.pop("HUMANTEX_DENSEPOSE_MODEL", None)
+    saved_python = prefs.worker_python
+    prefs.worker_python = str(wrapper)
+    yield {"cache": root / "cache" / "humantex" / "models", "server": server, "standin": standin_model}
+    prefs.worker_python = saved_python
+    server.close()
+    for key, value in saved_env.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+def _models(extension):
+    return extension.addon.models
+
+
+def _remove_model(worker) -> None:
+    for path in worker["cache"].glob("*") if worker["cache"].is_dir() else ():
+        path.unlink()
+
+
+def test_model_rows_follow_online_access(extension):
+    """The Download button exists only with online access (Blender's extension rules); without it the
+    preferences say so and point to Install from File; while a fetch runs: its bar and Cancel."""
+    models = _models(extension)
+    missing = {"installed": False, "message": "no DensePose model"}
+    online = models.model_rows(missing, online=True)
+    assert ("operator", "humantex.model_download", "Download model (265 MB)") in online
+    assert ("operator", "humantex.model_install", "Install from File…") in online
+    offline = models.model_rows(missing, online=False)
+    assert not any(row[1] == "humantex.model_download" for row in offline)
+    assert ("operator", "humantex.model_install", "Install from File…") in offline
+    assert any(row[0] == "note" and "Online access is off" in row[2] and "Install from File" in row[2] for row in offline)
+    assert models.model_rows(None, True)[0][2].endswith("(press Check Worker)")
+
+    class Running:
+        fraction, progress_text = 0.25, "Downloading 66.2 of 265 MB"
+
+    running = models.model_rows(missing, True, Running())
+    assert ("progress", 0.25, "Downloading 66.2 of 265 MB") in running
+    assert ("operator", "humantex.model_cancel", "Cancel") in running
+    assert not any(row[1] in ("humantex.model_download", "humantex.model_install") for row in running)
+    # the panel's one line without a model names the ways this Blender allows
+    assert "\n" not in models.no_model_message(True) and "Download model" in models.no_model_message(True)
+    assert "Download" not in models.no_model_message(False) and "Install from File" in models.no_model_message(False)
+
+
+def test_download_refused_when_online_access_is_off(extension, densepose_worker):
+    assert bpy.app.online_access is False  # the bpy module runs offline
+    assert not bpy.ops.humantex.model_download.poll()
+    with pytest.raises(RuntimeError) as raised:
+        bpy.ops.humantex.model_download()
+    text = str(raised.value)
+    assert "Online access is off" in text and "Install from File" in text
+    assert len(text.strip().splitlines()) == 1
+    assert not densepose_worker["cache"].exists() or not any(densepose_worker["cache"].iterdir())
+
+
+def test_preferences_model_status_from_the_worker(extension, prefs, densepose_worker):
+    _remove_model(densepose_worker)
+    models = _models(extension)
+    assert bpy.ops.humantex.check_worker() == {"FINISHED"}
+    assert models.installed() is False and "no DensePose model" in models.cached_status()["message"]
+    assert str(densepose_worker["cache"]) in models.cached_status()["message"]  # the worker's own folders
+
+
+def test_install_from_file(extension, prefs, densepose_worker, tmp_path):
+    """A file with the wrong hash: one line, nothing written; the right file: installed, status says where."""
+    _remove_model(densepose_worker)
+    models = _models(extension)
+    bad = tmp_path / "other.torchscript"
+    bad.write_bytes(b"some other model" * 1000)
+    with pytest.raises(RuntimeError) as raised:
+        bpy.ops.humantex.model_install(filepath=str(bad))
+    text = str(raised.value)
+    assert "SHA-256" in text and len(text.strip().splitlines()) == 1 and "Traceback" not in text
+    assert not any(densepose_worker["cache"].glob("*")), list(densepose_worker["cache"].glob("*"))  # no .part left
+    with pytest.raises(RuntimeError, match="file not found"):
+        bpy.ops.humantex.model_install(filepath=str(tmp_path / "missing.torchscript"))
+
+    assert bpy.ops.humantex.model_install(filepath=str(densepose_worker["standin"])) == {"FINISHED"}
+    installed = densepose_worker["cache"] / "densepose_r50_fpn_dl.torchscript"
+    assert installed.read_bytes() == densepose_worker["standin"].read_bytes()
+    assert models.installed() is True and models.cached_status()["path"] == str(installed)
+    assert bpy.ops.humantex.check_worker() == {"FINISHED"} and models.installed() is True
+
+
+def test_download_through_the_worker(extension, prefs, densepose_worker, monkeypatch):
+    """The Download button's work against a real server on 127.0.0.1 (HUMANTEX_DENSEPOSE_URL): 404 and a
+    wrong file are one line each and leave no file; the right file is installed. Online access is
+    driven through models.online_access (bpy.app.online_access is read-only)."""
+    _remove_model(densepose_worker)
+    models = _models(extension)
+    monkeypatch.setattr(models, "online_access", lambda: True)
+    server = densepose_worker["server"]
+    for mode, expected in (("404", "HTTP 404"), ("bad", "SHA-256")):
+        server.mode = mode
+        with pytest.raises(RuntimeError) as raised:
+            bpy.ops.humantex.model_download()
+        text = str(raised.value).removeprefix("Error: ")
+        assert expected in text and text.lower().startswith("download failed") and "failed: download" not in text
+        assert len(text.strip().splitlines()) == 1
+        assert not any(densepose_worker["cache"].glob("*"))
+    server.mode = "good"
+    assert bpy.ops.humantex.model_download() == {"FINISHED"}
+    assert (densepose_worker["cache"] / "densepose_r50_fpn_dl.torchscript").is_file()
+    assert models.installed() is True and models._status["last"].startswith("DensePose model downloaded")
+
+
+def test_download_cancel_keeps_nothing(extension, prefs, densepose_worker):
+    """The add-on's ModelTask (what the preferences' bar and Cancel drive, on a timer in a window):
+    progress in bytes while the worker downloads, then Cancel: the job ends cancelled, no file is kept."""
+    _remove_model(densepose_worker)
+    models = _models(extension)
+    densepose_worker["server"].mode = "slow"
+    try:
+        client = extension.addon.preferences.worker_client(extension.addon.preferences.worker_settings(bpy.context))
+        task = models.ModelTask("download", client.fetch_model("densepose"))
+        deadline = time.monotonic() + 120
+        while task.tick() == "running" and task.done_bytes == 0:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert task.total_bytes == 32 << 20 and 0 < task.fraction < 1 and task.progress_text.startswith("Downloading")
+        task.cancel()
+        assert task.progress_text == "Cancelling…"
+        assert task.wait() == "cancelled"
+        ok, message = task.finish()
+        assert not ok and message == "Download cancelled: no model file was kept"
+        assert not any(densepose_worker["cache"].glob("*")), list(densepose_worker["cache"].glob("*"))
+    finally:
+        densepose_worker["server"].mode = "good"
+
+
+def test_photo_alone_end_to_end(extension, prefs, densepose_worker, pr99, tmp_path):
+    """The Photo source with no IUV file: the request is `photo`, DensePose (the stand-in) runs in the
+    worker, and the material gets the images. Without a model: one line saying how to get it."""
+    obj = new_scene_with_mesh("Solo")
+    bpy.ops.wm.save_as_mainfile(filepath=str(tmp_path / "solo.blend"))
+    props = bpy.context.scene.humantex
+    props.source, props.photo, props.iuv, props.inds, props.size = "photo", str(pr99["photo"]), "", "", SIZE
+    assert props.source_name == "photo" and props.request().source == "photo"
+    panel = extension.addon.panel
+
+    _remove_model(densepose_worker)
+    bpy.ops.humantex.check_worker()
+    icon, line, alert = panel.densepose_line(props, _models(extension).installed(), False)
+    assert alert and "Install from File" in line and "\n" not in line
+    with pytest.raises(RuntimeError) as raised:
+        bpy.ops.humantex.generate("EXEC_DEFAULT")
+    assert "No DensePose model" in str(raised.value) and len(str(raised.value).strip().splitlines()) == 1
+    assert bpy.data.materials.get("HumanTex_Solo") is None
+
+    assert bpy.ops.humantex.model_install(filepath=str(densepose_worker["standin"])) == {"FINISHED"}
+    assert panel.densepose_line(props, True, False)[1] == "DensePose runs in the worker"
+    assert bpy.ops.humantex.generate("EXEC_DEFAULT") == {"FINISHED"}, props.error
+    check_material(extension, obj, int(SIZE))
+    meta = json.loads((tmp_path / "humantex" / "Solo" / "meta.json").read_text())
+    densepose = meta["densepose"]  # the model the worker found in its (temporary) user cache ran, on the CPU
+    assert densepose["model"] == str(densepose_worker["cache"] / "densepose_r50_fpn_dl.torchscript"), densepose
+    assert densepose["model_found_by"] == "user cache" and densepose["device"] == "cpu"
+    # an IUV file given (advanced) makes it an `iuv` request: DensePose does not run
+    props.iuv = str(pr99["iuv"])
+    assert props.request().source == "iuv" and "IUV file" in panel.densepose_line(props, True, True)[1]
+
+
+def test_batch_job_from_a_photo_alone(extension, prefs, densepose_worker, pr99, random_weights, tmp_path):
+    batch = importlib.import_module(f"{EXT}.addon.batch")
+    assert batch.job_request({"object": "Body", "photo": str(pr99["photo"])}, str(tmp_path))[0] == "photo"
+    new_scene_with_mesh("Body")
+    bpy.ops.wm.save_as_mainfile(filepath=str(tmp_path / "batch.blend"))
+    _remove_model(densepose_worker)
+    manifest = tmp_path / "jobs.json"
+    manifest.write_text(json.dumps([{"object": "Body", "photo": str(pr99["photo"]), "size": 256}]))
+    summary = batch.run_batch(str(manifest), python=prefs.worker_python, device="cpu", weights_dir=str(random_weights),
+                              log=lambda line: None)
+    assert summary["failed"] == 1 and summary["jobs"][0]["kind"] == "no_model", summary
+    assert "humantex models fetch densepose" in summary["jobs"][0]["message"]  # the headless way to get it
+
+    assert bpy.ops.humantex.model_install(filepath=str(densepose_worker["standin"])) == {"FINISHED"}
+    summary = batch.run_batch(str(manifest), python=prefs.worker_python, device="cpu", weights_dir=str(random_weights),
+                              log=lambda line: None)
+    assert summary["done"] == 1, summary
+    bpy.ops.wm.open_mainfile(filepath=str(tmp_path / "batch.blend"))
+    check_material(extension, bpy.data.objects["Body"], 256)

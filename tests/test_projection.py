@@ -5,6 +5,7 @@ tests/test_projection_blender.py."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -337,9 +338,11 @@ def test_cli_generate_needs_one_input_kind(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "blender_humantex", "generate", "--photo", "p.png", "--mesh", "m.obj",
                            "--out", tmp_path / "o"], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "missing camera" in proc.stderr and "Traceback" not in proc.stderr
+    # a photo alone is the photo source (DensePose in the worker): without a model, one line naming the ways to get it
+    env = {k: v for k, v in os.environ.items() if k != "HUMANTEX_DENSEPOSE_MODEL"} | {"XDG_CACHE_HOME": str(tmp_path)}
     proc = subprocess.run([sys.executable, "-m", "blender_humantex", "generate", "--photo", "p.png",
-                           "--out", tmp_path / "o"], capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 2 and "missing iuv" in proc.stderr and not (tmp_path / "o").exists()
+                           "--out", tmp_path / "o"], capture_output=True, text=True, timeout=120, env=env)
+    assert proc.returncode == 2 and "no DensePose model" in proc.stderr and not (tmp_path / "o").exists()
 
 
 def test_cli_project_on_the_example(tmp_path, repo):

@@ -29,6 +29,8 @@ def request(**values) -> GenerateRequest:
         ({"photo": "p.jpg", "iuv": "i.png", "inds": "n.png", "person": 2, "iuv_order": "vui"}, "iuv"),
         ({"partial": "p.png", "visibility": "v.png"}, "partial"),
         ({"photo": "p.jpg", "mesh": "m.obj", "camera": "c.json", "mask": "m.png"}, "projection"),
+        ({"photo": "p.jpg"}, "photo"),  # a photo alone: DensePose runs in the worker
+        ({"photo": "p.jpg", "person": 2, "densepose_model": "dp.torchscript"}, "photo"),
     ],
 )
 def test_the_fields_make_one_source(values, source):
@@ -40,8 +42,9 @@ def test_the_fields_make_one_source(values, source):
 @pytest.mark.parametrize(
     "values, fragment",
     [
-        ({"photo": "p.jpg"}, "missing iuv"),  # a photo alone: the photo-only source is not there yet
-        ({}, "missing photo, iuv"),
+        ({}, "missing photo"),
+        ({"photo": "p.jpg", "inds": "n.png"}, "inds do not go with photo"),  # an INDS belongs to an IUV
+        ({"photo": "p.jpg", "iuv": "i.png", "densepose_model": "dp.pt"}, "densepose_model do not go with iuv"),
         ({"photo": "p.jpg", "mesh": "m.obj"}, "missing camera"),
         ({"photo": "p.jpg", "iuv": "i.png", "mesh": "m.obj", "camera": "c.json"}, "iuv do not go with projection"),
         ({"partial": "p.png", "visibility": "v.png", "inds": "n.png"}, "inds do not go with partial"),

@@ -143,8 +143,10 @@ def test_source_names_are_defined_once():
     for source in SOURCES.values():
         assert (PACKAGE / "core" / "sources" / f"{source.reader.split(':')[0].rsplit('.', 1)[1]}.py").is_file()
     assert set(SOURCE_ALIASES.values()) <= set(SOURCES) and not set(SOURCE_ALIASES) & set(SOURCES)
-    # ("camera" is a field's name too; "CAMERA" is Blender's object type)
-    old_spellings = {*(alias for alias in SOURCE_ALIASES if alias not in GENERATE_FIELDS), "PHOTO"}
+    # ("camera" is a field's name too; "CAMERA" is Blender's object type; "densepose" also names the
+    # DensePose model, the `humantex densepose` command and meta.json's section: core/densepose)
+    other_things = {*GENERATE_FIELDS, "densepose"}
+    old_spellings = {*(alias for alias in SOURCE_ALIASES if alias not in other_things), "PHOTO"}
     users = sorted(str(path.relative_to(PACKAGE)) for path in PACKAGE.rglob("*.py")
                    if path != request_py and old_spellings & set(string_constants(path)))
     assert users == []

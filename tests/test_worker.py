@@ -263,7 +263,8 @@ def test_raw_protocol_errors_keep_the_worker_serving(random_weights, samples, tm
         assert reply["type"] == "error" and reply["kind"] == "bad_request"
 
         reply = ask(
-            proc, json.dumps({"id": "g1", "type": "generate", "photo": "x.jpg", "out_dir": str(tmp_path)})
+            # (a photo alone is a whole request now: the photo source, DensePose in the worker)
+            proc, json.dumps({"id": "g1", "type": "generate", "photo": "x.jpg", "inds": "n.png", "out_dir": str(tmp_path)})
         )
         assert (reply["id"], reply["kind"]) == ("g1", "missing_field")
 

@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import bpy
 
-from . import operators, panel, preferences, properties
+from . import model_ops, models, operators, panel, preferences, properties
 
 CLI_COMMAND = "humantex_batch"
 
 _classes = (
     preferences.HUMANTEX_OT_check_worker,
     preferences.HUMANTEX_OT_copy_setup_command,
+    *model_ops.CLASSES,
     preferences.HumantexPreferences,
     properties.HumantexSettings,
     operators.HUMANTEX_OT_generate,
@@ -56,6 +57,7 @@ def register():
 def unregister():
     global _cli_handle
     operators.cancel_running_tasks()
+    models.cancel_running()
     if _cli_handle is not None:
         bpy.utils.unregister_cli_command(_cli_handle)
         _cli_handle = None

@@ -8,7 +8,8 @@ Manifest (paths relative to the manifest's folder):
                "person": 1, "size": 1024, "iuv_order": "vui"},
               {"object": "Body", "source": "projection", "photo": "im.jpg", "mask": "mask.png", "size": 1024}]}
 A "projection" job (older manifests: "camera") projects the photo through the scene's camera onto the
-object's posed mesh; a job without "source" is the one its fields make ("densepose" is the old "iuv").
+object's posed mesh; a job without "source" is the one its fields make ("densepose" is the old "iuv"):
+a photo with no "iuv" is a "photo" job, DensePose running in the worker (its model installed there).
 A bare list of jobs is accepted too. Resumable: `<manifest>.status.json` beside the manifest
 (jobs.json -> jobs.status.json) records each job's outcome under a key made of the job, the .blend
 it was applied to, and its input files' size and modification time, so a rerun on the same .blend

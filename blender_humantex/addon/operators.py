@@ -16,7 +16,7 @@ import bpy
 
 from ..core.errors import InputError
 from ..worker.protocol import PATH_FIELDS, SOURCES, GenerateRequest
-from . import materials, projection
+from . import materials, models, projection
 from .errors import USER_ERRORS
 from .preferences import (
     DEFAULT_OUTPUT_DIR,
@@ -164,7 +164,7 @@ class GenerationTask:
         settings = worker_settings(context, **overrides)
         obj = context.active_object if obj is None else obj
         props = context.scene.humantex
-        source = props.source
+        source = props.source_name
         if request is None:
             request = props.request()
         else:
@@ -208,7 +208,7 @@ class GenerationTask:
     @property
     def error_message(self) -> str:
         error = self.job.error if self.job is not None else None
-        return str(error) if error else "the worker failed without a message"
+        return models.user_message(error) if error else "the worker failed without a message"
 
     # -- blocking (EXEC, batch) --
     def run_blocking(self, progress=None) -> dict:
@@ -248,7 +248,7 @@ def _set_status(context, props, stage="", fraction=0.0, message="", error=""):
 
 
 class HUMANTEX_OT_generate(bpy.types.Operator):
-    """Generate a complete SMPL-UV texture for the active mesh from the photo and its DensePose IUV"""
+    """Generate a complete SMPL-UV texture for the active mesh from the photo (DensePose runs in the worker)"""
 
     bl_idname = "humantex.generate"
     bl_label = "Generate Texture"
@@ -290,7 +290,7 @@ class HUMANTEX_OT_generate(bpy.types.Operator):
             task.run_blocking(lambda stage, fraction: _set_status(context, scene.humantex, stage, fraction))
             material = task.apply()
         except USER_ERRORS as e:
-            return self._fail(context, scene, str(e))
+            return self._fail(context, scene, models.user_message(e))
         return self._done(context, scene, task, material)
 
     def invoke(self, context, event):
@@ -301,7 +301,7 @@ class HUMANTEX_OT_generate(bpy.types.Operator):
             task = GenerationTask.from_context(context)
             task.start()
         except USER_ERRORS as e:
-            return self._fail(context, scene, str(e))
+            return self._fail(context, scene, models.user_message(e))
         # The scene is remembered by name: the user may switch scenes while the job runs.
         self._task, self._scene_name = task, scene.name_full
         _running[self._scene_name] = task

@@ -202,6 +202,16 @@ def describe_hello(hello: dict) -> str:
     return " | ".join(parts)
 
 
+def _refresh_model_status(client) -> None:
+    """Check Worker also asks the worker whether it has the DensePose model (cached for the UI)."""
+    from . import models
+
+    try:
+        models.refresh_status(client)
+    except Exception as e:  # an old worker or a dying one: say so where the model status is shown
+        models.set_status({"installed": False, "message": f"cannot ask the worker: {e}"})
+
+
 class HUMANTEX_OT_check_worker(bpy.types.Operator):
     """Start (or reuse) the worker and show its hello answer, or what is wrong and how to fix it"""
 
@@ -215,7 +225,8 @@ class HUMANTEX_OT_check_worker(bpy.types.Operator):
         try:
             settings = worker_settings(context)
             python = settings.python
-            hello = worker_client(settings).hello()
+            client = worker_client(settings)
+            hello = client.hello()
         except Exception as e:  # HumantexError, the client's WorkerError, or an OS error starting it
             kind = getattr(e, "kind", type(e).__name__)
             detail = f"{kind}: {e}"
@@ -224,6 +235,7 @@ class HUMANTEX_OT_check_worker(bpy.types.Operator):
             message, ok = describe_hello(hello), True
             detail = message
             remember_worker_python(python)
+            _refresh_model_status(client)
         if prefs is not None:
             prefs.check_result = message
             prefs.check_detail = detail
@@ -278,6 +290,7 @@ class HumantexPreferences(bpy.types.AddonPreferences):
     check_ok: bpy.props.BoolProperty(options={"SKIP_SAVE"})
 
     def draw(self, context):
+        from . import models
         from .text import draw_message
 
         layout = self.layout
@@ -299,6 +312,10 @@ class HumantexPreferences(bpy.types.AddonPreferences):
             box.label(text="Make a worker environment: run this in a terminal", icon="CONSOLE")
             draw_message(box, context, worker_setup_command(), shorten=False)
             box.operator(HUMANTEX_OT_copy_setup_command.bl_idname, icon="COPYDOWN")
+
+        layout.separator()
+        layout.label(text="DensePose model (for a photo alone)", icon="OUTLINER_OB_ARMATURE")
+        models.draw_model_section(layout, context)
 
         layout.separator()
         layout.prop(self, "device")

@@ -21,16 +21,28 @@ IUV_ORDER_ITEMS = (
 )
 
 # The sources the panel offers: (identifier = the source's name in SOURCES, label, description).
+# Keep Photo first: a .blend stores the item's position, so files saved with the older first item
+# "iuv" open on Photo, and their IUV file, still given, keeps their requests `iuv` ones (source_name).
 SOURCE_ITEMS = (
-    ("iuv", "Photo + DensePose", "A photo of the person and its DensePose IUV image"),
+    ("photo", "Photo", "A photo of the person: DensePose runs in the worker (or give its IUV image, advanced)"),
     ("projection", "Camera projection", "Project the photo, seen through the scene camera, onto the posed mesh (no DensePose)"),
 )
+# The Photo item stands for two sources: `photo` (DensePose runs in the worker) and, when an IUV file
+# is given, `iuv`. Its fields are the photo source's; those only an IUV file brings go in the panel's
+# advanced box.
+PHOTO_FIELDS = (*SOURCES["photo"].required, *SOURCES["photo"].optional)
+IUV_FIELDS = tuple(name for name in (*SOURCES["iuv"].required, *SOURCES["iuv"].optional) if name not in PHOTO_FIELDS)
 # Request fields the add-on writes itself from the scene when a job starts (operators.build_request).
 SCENE_FIELDS = ("mesh", "camera")
 
 
 class HumantexSettings(bpy.types.PropertyGroup):
-    source: bpy.props.EnumProperty(name="Source", items=SOURCE_ITEMS, default="iuv")
+    source: bpy.props.EnumProperty(name="Source", items=SOURCE_ITEMS, default="photo")
+    show_iuv: bpy.props.BoolProperty(
+        name="DensePose IUV file (advanced)",
+        description="Give a DensePose IUV image made elsewhere instead of running DensePose in the worker",
+        default=False,
+    )
     photo: bpy.props.StringProperty(name="Photo", description="Photo of the person", subtype="FILE_PATH")
     iuv: bpy.props.StringProperty(
         name="IUV", description="DensePose IUV image for the photo (same size)", subtype="FILE_PATH"
@@ -59,12 +71,19 @@ class HumantexSettings(bpy.types.PropertyGroup):
     message: bpy.props.StringProperty()
     error: bpy.props.StringProperty()
 
+    @property
+    def source_name(self) -> str:
+        """The request's source: Photo is `iuv` when an IUV file is given, else `photo` (DensePose in the worker)."""
+        if self.source == "photo":
+            return "iuv" if self.iuv else "photo"
+        return self.source
+
     def request(self) -> GenerateRequest:
-        """The worker request these inputs stand for, for the chosen source's fields only (paths absolute,
+        """The worker request these inputs stand for, for the source's fields only (paths absolute,
         defaults left out; out_dir and the scene's files are added when the job starts: build_request)."""
-        source = SOURCES[self.source]
+        source = SOURCES[self.source_name]
         values = {name: self.field_value(name) for name in (*source.required, *source.optional)
-                  if name not in SCENE_FIELDS}
+                  if name not in SCENE_FIELDS and name in self.bl_rna.properties}
         return GenerateRequest(size=int(self.size), **values)
 
     def field_value(self, name: str):

@@ -16,12 +16,15 @@ import os
 import sys
 
 SUBCOMMANDS = {
+    "densepose": ("densepose", "photo -> DensePose IUV.png + INDS.png (the DensePose model runs here)"),
     "unwrap": ("unwrap", "DensePose IUV + photo -> partial SMPL-UV texture + visibility"),
     "project": ("project", "photo + posed mesh + camera -> partial texture + visibility"),
     "complete": ("generate", "partial texture + visibility -> complete texture (all layers)"),
-    "generate": ("generate", "photo + IUV, or photo + mesh + camera -> complete texture (unwrap or project, then complete)"),
+    "generate": ("generate", "a photo (DensePose runs first), photo + IUV, or photo + mesh + camera -> complete texture"
+                             " (unwrap or project, then complete)"),
     "train": ("train", "train sampler | refiner | lazova"),
     "evaluate": ("evaluate", "LPIPS / PSNR / SSIM table (the paper's Table 1)"),
+    "models": ("models", "fetch | install | status densepose: get the DensePose model file (never automatic)"),
     "worker": ("worker", "serve JSON-lines requests on stdin/stdout"),
 }
 

@@ -1,16 +1,18 @@
-"""`humantex generate` (photo + IUV, or photo + mesh + camera) and `humantex complete` (partial +
+"""`humantex generate` (a photo alone, photo + IUV, or photo + mesh + camera) and `humantex complete` (partial +
 visibility): every layer to files."""
 
 from __future__ import annotations
 
 import dataclasses
 
+from ..core.densepose.store import locate
 from ..core.device import DEVICE_HELP
 from ..core.files import DEFAULT_WEIGHTS_DIR
 from ..core.job import MIN_COVERAGE, OUTPUT_FILES, generate
 from ..core.outputs import prepare_output_dir, publish, staged
 from ..core.pipeline import Pipeline
 from ..core.request import DEFAULT_SIZE, GENERATE_FIELDS, MAX_SIZE, METHODS, MIN_SIZE, GenerateRequest
+from .densepose import add_model_argument
 from .progress import StderrProgress
 from .project import add_projection_arguments
 from .unwrap import add_max_pixels_argument, add_output_arguments, add_unwrap_arguments, fraction
@@ -24,6 +26,7 @@ def add_arguments(name: str, parser) -> None:
         size_default, size_help = None, "default: the input's size"
     else:
         add_unwrap_arguments(parser, iuv_required=False)  # --photo, --iuv, --inds, ... as `humantex unwrap`
+        add_model_argument(parser)  # for a photo alone (no --iuv): DensePose runs first, here
         add_projection_arguments(parser.add_argument_group("camera projection (instead of --iuv)"), required=False)
         size_default, size_help = DEFAULT_SIZE, f"default: {DEFAULT_SIZE}"
     parser.add_argument("--size", type=int, default=size_default, help=f"output size {MIN_SIZE}..{MAX_SIZE} ({size_help})")
@@ -41,6 +44,8 @@ def run(name: str, args) -> int:
     # The request first (one line for a bad one), then the folder: an unwritable or occupied one is an
     # error before minutes of computing.
     request = build_request(args)
+    if request.source == "photo":  # no DensePose model: say so before loading the networks
+        locate(request.densepose_model)
     out = prepare_output_dir(args.out, OUTPUT_FILES.values(), overwrite=args.overwrite)
     pipeline = Pipeline(weights_dir=args.weights, device=args.device)
     with staged(out) as staging:

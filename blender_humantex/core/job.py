@@ -7,6 +7,7 @@ Progress stages, in order (the classical fill, for a UV map that is not SMPL's, 
 
     load       unwrap                          sample             refine                    write
     weights -> photo + IUV          (unwrap)  -> SamplerNet:    -> RefinerNet:           -> final.png ...
+               photo alone (DensePose, unwrap)
                photo + mesh + camera (project)   T_sample          T_refine, M              sheet.png
                partial + visibility  (read)                        T_final = T_sample*M     meta.json
                -> partial, visibility                                      + T_refine*(1-M)
@@ -85,7 +86,9 @@ def generate(pipeline: Pipeline, request: GenerateRequest, *, progress=None, opt
             # a reader's own file loading ("load") and its work are both this job's "unwrap" stage
             job.report("unwrap", 0.1 * fraction if stage == "load" else 0.1 + 0.9 * fraction)
 
-        texture = source.read(request, size=job.size or DEFAULT_SIZE, progress=read_progress, **dict(options or {}))
+        # the pipeline's device is an option too: the photo source runs DensePose there
+        options = {"device": pipeline.device, **dict(options or {})}
+        texture = source.read(request, size=job.size or DEFAULT_SIZE, progress=read_progress, **options)
     if texture.coverage is not None:
         job.coverage = check_coverage(texture.coverage, min_coverage)
     # the photo as the source read it, for the contact sheet: 8-bit, a quarter of the float copy

@@ -34,8 +34,9 @@ from .errors import InputError
 
 STAGING_PREFIX = ".humantex-job-"
 META_FILE = "meta.json"
-# A meta.json with this key was written by humantex (unwrap, project and generate all record it).
-META_MARK = "uv_layout"
+# A meta.json with one of these keys was written by humantex (unwrap, project and generate record the
+# UV layout; densepose, which makes no texture, its "densepose" section).
+META_MARKS = ("uv_layout", "densepose")
 
 
 def prepare_output_dir(out_dir, names, overwrite: bool = False) -> Path:
@@ -77,7 +78,7 @@ def _written_by_humantex(out: Path) -> bool:
             meta = json.load(f)
     except (OSError, ValueError):
         return False
-    return isinstance(meta, dict) and META_MARK in meta
+    return isinstance(meta, dict) and any(mark in meta for mark in META_MARKS)
 
 
 def remove_leftovers(out: Path, names=()) -> None:

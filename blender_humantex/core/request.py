@@ -91,10 +91,13 @@ SOURCES = {
                "partial + visibility", keys=("partial", "visibility"), default_size=None),
         Source("iuv", ("photo", "iuv"), ("inds", "person", "iuv_order"), f"{_SOURCES_PACKAGE}.iuv:read",
                "photo + iuv (DensePose)", keys=("iuv",), options=("on_size_mismatch", "erode_px")),
+        # the photo alone: DensePose runs in this process (core/densepose), then the iuv source's unwrap
+        Source("photo", ("photo",), ("person", "densepose_model"), f"{_SOURCES_PACKAGE}.photo:read",
+               "a photo alone (DensePose runs in the worker)", keys=("photo",), options=("erode_px", "device")),
     )
 }
-# A request whose fields name no source yet (only a photo, or nothing): its missing fields are this one's.
-FALLBACK_SOURCE = "iuv"
+# A request whose fields name no source (nothing given): its missing fields are this one's.
+FALLBACK_SOURCE = "photo"
 # Older spellings of source names in files users wrote (the batch manifest's "source"), accepted forever.
 SOURCE_ALIASES = {"densepose": "iuv", "camera": "projection"}
 
@@ -126,6 +129,7 @@ class GenerateRequest:
     message; paths are absolute on the wire (the worker's cwd is not the client's).
 
     Exactly one source per request (see SOURCES):
+      photo:       photo, person?, densepose_model?          (DensePose runs in the worker)
       iuv:         photo, iuv, inds?, person?, iuv_order?   (a DensePose IUV image made elsewhere)
       partial:     partial, visibility
       projection:  photo, mesh (OBJ/PLY/GLB, or the add-on's .npz of world-space arrays),
@@ -137,6 +141,8 @@ class GenerateRequest:
     iuv: Optional[str] = _path("DensePose IUV image of the photo")
     inds: Optional[str] = _path("DensePose INDS person-index image")
     person: Optional[int] = _int("person index in INDS")
+    densepose_model: Optional[str] = _path("DensePose TorchScript file (default: HUMANTEX_DENSEPOSE_MODEL, the"
+                                           " worker's models folder, the user's cache)")
     iuv_order: Optional[str] = _text("IUV channel order: auto, vui or iuv")
     partial: Optional[str] = _path("partial texture PNG")
     visibility: Optional[str] = _path("visibility mask PNG")

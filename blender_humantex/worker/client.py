@@ -462,9 +462,16 @@ class WorkerClient:
                 raise ProtocolError("pass a GenerateRequest or keyword fields, not both")
         except (ProtocolError, RequestError) as e:
             raise WorkerError(str(e), e.kind) from None
-        message = generate_message(request.with_absolute_paths(), None)
+        return self._send_job(generate_message(request.with_absolute_paths(), None))
+
+    def _send_job(self, message: dict, feature: str | None = None) -> Job:
+        """Start the worker if needed, send a request that runs as a job, and return its Job."""
         with self._lock:
-            self.start()
+            hello = self.start()
+            if feature is not None and feature not in hello.get("features", ()):
+                raise WorkerError(f"the worker (blender_humantex {hello.get('version')}) cannot {message['type']}:"
+                                  " install the same blender_humantex version in the worker environment",
+                                  "protocol_mismatch")
             conn = self._conn
             job = Job(self, uuid.uuid4().hex[:12], log_offset=conn.log_size())
             message["id"] = job.id
@@ -515,6 +522,33 @@ class WorkerClient:
             conn.send({"id": f"cancel-{uuid.uuid4().hex[:8]}", "type": "cancel", "target": job_id})
         except WorkerError:
             pass  # the reader thread fails the job as worker_died
+
+
+    # ---- third-party model files (DensePose): status, fetch, install; see worker/models.py ---------
+    def model_status(self, model: str = "densepose", timeout: float = 30.0) -> dict:
+        """Where the worker finds the model, or the one line saying how to get it (plain data)."""
+        with self._lock:
+            hello = self.start()
+            if "models" not in hello.get("features", ()):
+                return {"installed": False, "message": "the worker is too old to run DensePose: update blender_humantex"
+                                                       " in the worker environment"}
+            reply = self._conn.request({"id": f"status-{uuid.uuid4().hex[:8]}", "type": "model_status",
+                                        "model": model}, timeout)
+        if reply is None:
+            raise WorkerError(f"the worker process {self._conn.describe_exit()}", "worker_died")
+        if reply.get("type") == "error":
+            raise WorkerError(reply.get("message", "model_status failed"), reply.get("kind", "error"))
+        return reply["model"]
+
+    def fetch_model(self, model: str = "densepose", into: str = "cache", force: bool = False) -> Job:
+        """Download the pinned model in the worker: a Job with progress (stage "download", done_bytes,
+        total_bytes); job.cancel() stops it and leaves no file; job.result = {model, path, fetched}."""
+        return self._send_job({"type": "model_fetch", "model": model, "into": into, "force": bool(force)}, "models")
+
+    def install_model(self, file, model: str = "densepose", into: str = "cache") -> Job:
+        """Copy a model file the user has into the worker's model folder after the SHA-256 check: a Job."""
+        message = {"type": "model_install", "model": model, "file": os.path.abspath(os.fspath(file)), "into": into}
+        return self._send_job(message, "models")
 
 
 _PACKAGE_ROOT: str | None = None

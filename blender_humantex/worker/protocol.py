@@ -7,11 +7,19 @@ to Python 3.6 syntax.
 Requests (client -> worker), each with a client-chosen string "id":
   hello      {}                                    -> hello
   generate   the fields of core.request.GenerateRequest  -> progress*, then result | error
-  cancel     {target: <id of a generate request>}  -> ack (the job itself ends with error kind "cancelled")
+  cancel     {target: <id of a generate or model_fetch/model_install request>}
+                                                   -> ack (the job itself ends with error kind "cancelled")
   shutdown   {}                                    -> ack, then the worker exits
+  model_status  {model: "densepose"}               -> result {model: {installed, path?, found_by?, message?, ...}}
+  model_fetch   {model, into?: cache|worker, force?} -> progress* (stage "download"), then result | error
+  model_install {model, file, into?}               -> progress* (stage "install"), then result | error
+  (the model requests are worker/models.py's; their progress replies add done_bytes and total_bytes)
 Replies (worker -> client) carry the id of the request they answer:
-  hello      {protocol, version, torch, python, executable, device, weights, load_count, pid, package_path}
-  progress   {stage: load|unwrap|sample|refine|write, fraction: 0..1}
+  hello      {protocol, version, torch, python, executable, device, weights, load_count, pid, package_path,
+              features, densepose}   (features lists what this worker does beyond protocol 1's first
+              version, e.g. "models"; densepose is model_status's answer for the DensePose model)
+  progress   {stage: load|unwrap|sample|refine|write, fraction: 0..1}   (a photo alone: DensePose is the
+              first half of "unwrap"; the model stays loaded in the worker for the next job)
   result     {outputs: {name: path}, timings: {...}, meta: {...}, load_count}
   error      {message: <one line for a human>, kind: <machine-readable>}
   ack        {of: "cancel"|"shutdown", target?, found?}
@@ -24,7 +32,10 @@ import sys
 
 PROTOCOL_VERSION = 1
 
-REQUEST_TYPES = ("hello", "generate", "cancel", "shutdown")
+# New request types are additions: a client that never sends them sees protocol 1 unchanged, and
+# hello's "features" tells a newer client what this worker understands.
+REQUEST_TYPES = ("hello", "generate", "cancel", "shutdown", "model_status", "model_fetch", "model_install")
+FEATURES = ("models",)
 REPLY_TYPES = ("hello", "progress", "result", "error", "ack")
 PROGRESS_STAGES = ("load", "unwrap", "sample", "refine", "write")
 # Each progress stage's share of a whole job, as (start, end) of the overall fraction. A progress reply's

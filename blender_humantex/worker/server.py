@@ -32,11 +32,13 @@ from pathlib import Path
 
 from ..core.device import DEVICE_HELP
 from ..core.files import DEFAULT_WEIGHTS_DIR
+from .models import MODEL_REQUESTS, ModelRequests, model_status
 from .protocol import (
     EXIT_IMPORT_FAILED,
     EXIT_NO_TORCH,
     EXIT_OK,
     FATAL_PREFIX,
+    FEATURES,
     INSTALL_HINT,
     PROTOCOL_VERSION,
     REQUEST_TYPES,
@@ -96,6 +98,7 @@ class WorkerServer:
         self._stopping = False
         self.pipeline = None
         self.startup_error = None
+        self.models = ModelRequests(self.send, self.send_error, self._error_reply)
         try:
             self.pipeline = pipeline_factory()
         except Exception as e:  # answered to every hello/generate, so the client sees why
@@ -163,6 +166,8 @@ class WorkerServer:
                 )
             found = self.cancel(target)
             self.send({"id": request_id, "type": "ack", "of": "cancel", "target": target, "found": found})
+        elif message_type in MODEL_REQUESTS:
+            self.models.handle(message)
         elif message_type == "shutdown":
             self.send({"id": request_id, "type": "ack", "of": "shutdown"})
             self._stop(reason="shutdown requested")
@@ -182,6 +187,8 @@ class WorkerServer:
             "executable": sys.executable,
             "pid": os.getpid(),
             "package_path": str(Path(__file__).resolve().parents[1]),
+            "features": list(FEATURES),
+            "densepose": model_status("densepose"),
         }
         if self.pipeline is None:
             error = self.startup_error
@@ -201,6 +208,8 @@ class WorkerServer:
         return reply
 
     def cancel(self, target: str) -> bool:
+        if self.models.cancel(target):
+            return True
         with self._state_lock:
             if target == self._current:
                 self._cancelled.add(target)
@@ -226,6 +235,7 @@ class WorkerServer:
             waiting, self._queued = self._queued, set()
             self._cancelled.update(waiting)
         self._jobs.put(None)
+        self.models.cancel_all()
         for job_id in sorted(waiting):  # queued jobs never start: tell the client
             self.send_error(job_id, "cancelled: the worker is shutting down", "cancelled")
 

@@ -136,12 +136,58 @@ def find_humantex_tab(png, sidebar):
     return (x, sidebar["y"] + start + length // 2), runs
 
 
+class SlowModelServer:
+    """Stands in for the model host on 127.0.0.1: 16 MB, slowly (so the progress bar shows), that fail
+    the pinned SHA-256, as a wrong or corrupted download would."""
+
+    def __init__(self):
+        import http.server
+        import threading
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802
+                self.send_response(200)
+                self.send_header("Content-Length", str(256 << 16))
+                self.end_headers()
+                for _ in range(256):
+                    self.wfile.write(b"\0" * (1 << 16))
+                    time.sleep(0.03)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/densepose_r50_fpn_dl.torchscript"
+
+
+def download_in_a_window(blender):
+    """Download model in the Preferences window: progress while Blender keeps running, then one line."""
+    send("download")
+    time.sleep(2.5)
+    screenshot("01-download-progress.png")
+    current = wait_for({"download_done"}, 120, blender)
+    time.sleep(1)
+    screenshot("01-download-failed.png")
+    download = current.get("download", {})
+    check("Download runs in the worker while Blender keeps running",
+          download.get("result") == ["FINISHED"] and download.get("ticks_while_running", 0) >= 5,
+          json.dumps(download))
+    last = download.get("last", "")
+    folder = os.path.join(OUT, "cache", "humantex", "models")
+    check("a failed download is one line, no model file kept",
+          "SHA-256" in last and "\n" not in last and not (os.path.isdir(folder) and os.listdir(folder)),
+          last)
+
+
 def run_gui(blender_env):
     xvfb = subprocess.Popen(["Xvfb", DISPLAY, "-screen", "0", f"{SCREEN[0]}x{SCREEN[1]}x24", "-nolisten", "tcp"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(2)
     blender_log = open(os.path.join(OUT, "blender-gui.log"), "w")
-    blender = subprocess.Popen(["blender", "--python", os.path.join(HERE, "in_blender.py")],
+    # --online-mode: Blender's "Allow Online Access", so the Download button shows (the download goes
+    # to SlowModelServer on 127.0.0.1 through HUMANTEX_DENSEPOSE_URL, never to the internet).
+    blender = subprocess.Popen(["blender", "--online-mode", "--python", os.path.join(HERE, "in_blender.py")],
                                env={**blender_env, "DISPLAY": DISPLAY}, stdout=blender_log, stderr=subprocess.STDOUT)
     try:
         return drive(blender)
@@ -166,6 +212,14 @@ def drive(blender):
         return
     check("add-on entry shows no warning", current.get("warnings") == [], json.dumps(current.get("warnings")))
     check("Check Worker answers", current.get("check_worker", {}).get("ok"), current.get("check_worker", {}).get("text", ""))
+    # The DensePose model box is below the fold: scroll the Preferences window (centred) with the wheel.
+    xdotool("mousemove", SCREEN[0] // 2, SCREEN[1] // 2)
+    xdotool("click", "--repeat", "15", "--delay", "30", "5")
+    time.sleep(1)
+    screenshot("01-preferences-model.png")
+    check("preferences ask the worker about the DensePose model", current.get("densepose_status") is not None,
+          json.dumps(current.get("densepose_status")))
+    download_in_a_window(blender)
 
     send("close_prefs")
     current = wait_for({"scene_ready"}, 60, blender)
@@ -261,7 +315,9 @@ def run_batch(blender_env):
 
 
 def main():
-    blender_env = {**os.environ, "BLENDER_USER_RESOURCES": os.path.join(OUT, "blender-user")}
+    server = SlowModelServer()
+    blender_env = {**os.environ, "BLENDER_USER_RESOURCES": os.path.join(OUT, "blender-user"),
+                   "XDG_CACHE_HOME": os.path.join(OUT, "cache"), "HUMANTEX_DENSEPOSE_URL": server.url}
     started = time.monotonic()
     run_gui(blender_env)
     if any(c["check"] == "scene ready" and c["ok"] for c in checks):

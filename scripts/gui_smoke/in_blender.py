@@ -65,6 +65,7 @@ def install():
     bpy.ops.wm.save_userpref()  # so that `blender -b -c humantex_batch` later finds it enabled
     result = bpy.ops.humantex.check_worker()
     state["check_worker"] = {"result": sorted(result), "text": prefs.check_result, "ok": prefs.check_ok}
+    state["densepose_status"] = importlib.import_module(EXT + ".addon.models").cached_status()
     # Show the add-on's entry, expanded, in a Preferences window for the first screenshot.
     bpy.context.window_manager.addon_search = "HumanTex"
     # The list draws the modules addon_utils found on disk (not the imported package): expand that one.
@@ -73,6 +74,27 @@ def install():
             addon_utils.module_bl_info(module)["show_expanded"] = True
     with bpy.context.temp_override(window=main_window()):
         bpy.ops.screen.userpref_show(section="ADDONS")
+
+
+def start_download():
+    """Press Download model in the Preferences window (the driver's server stands in for the hub: its
+    bytes fail the pinned SHA-256). In a window the add-on drains the worker's job on a timer."""
+    prefs_window = list(bpy.context.window_manager.windows)[-1]
+    with bpy.context.temp_override(window=prefs_window):
+        state["download"] = {"result": sorted(bpy.ops.humantex.model_download()), "ticks_while_running": 0,
+                             "progress": []}
+
+
+def watch_download():
+    models = importlib.import_module(EXT + ".addon.models")
+    task = models.running_task()
+    if task is not None:
+        state["download"]["ticks_while_running"] += 1
+        state["download"]["progress"].append(task.progress_text)
+        state["download"]["progress"] = state["download"]["progress"][-5:]
+    else:
+        state["download"]["last"] = models._status["last"]
+        state["phase"] = "download_done"
 
 
 def close_preferences():
@@ -185,13 +207,18 @@ def _tick():
         }
         state["result"] = check_material()
         state["phase"] = "done" if bpy.context.scene.humantex.stage == "done" else "failed"
-    if state["phase"] not in ("starting", "prefs_ready"):
+    if state["phase"] not in ("starting", "prefs_ready", "downloading", "download_done"):
         sidebar = view3d(main_window())[1]
         state["category"] = sidebar.active_panel_category
         state["sidebar"] = {"x": sidebar.x, "y": main_window().height - (sidebar.y + sidebar.height),
                             "width": sidebar.width, "height": sidebar.height}
+    if state["phase"] == "downloading":
+        watch_download()
     command = take_command()
-    if command == "close_prefs":
+    if command == "download":
+        start_download()
+        state["phase"] = "downloading"
+    elif command == "close_prefs":
         close_preferences()
         make_scene()
         state["phase"] = "scene_ready"
