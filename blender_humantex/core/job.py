@@ -73,12 +73,14 @@ CLASSICAL_NOTE = ("the mesh's UV map is not the SMPL layout the networks were tr
 
 
 def generate(pipeline: Pipeline, request: GenerateRequest, *, progress=None, options=None,
-             min_coverage=None) -> dict:
+             min_coverage=None, sheet: bool = True) -> dict:
     """A checked request -> every layer in request.out_dir. Its source's reader makes the partial
     texture (stage unwrap) at the output size, so T_sample carries as much photo detail as it can;
-    `options` are reader options outside the request (the CLI's flags, see Source.options)."""
+    `options` are reader options outside the request (the CLI's flags, see Source.options).
+    `sheet`: also write sheet.png (the CLI's contact sheet; the worker's add-on never reads it)."""
     source = SOURCES[request.source]
     job = _Job(pipeline, request.out_dir, request.output_size, request.method or "full", progress)
+    job.sheet = sheet
     with job.stage("unwrap"):
         def read_progress(stage, fraction):
             # a reader's own file loading ("load") and its work are both this job's "unwrap" stage
@@ -113,6 +115,7 @@ class _Job:
             raise InputError(f"output path {self.out_dir} exists and is not a folder", kind="bad_output")
         self.timings: dict[str, float] = {}
         self.coverage: float | None = None  # seen texels / UV chart texels, checked before completing
+        self.sheet = True  # write sheet.png
         with self.stage("load"):
             pipeline.load(method)
 
@@ -171,11 +174,19 @@ class _Job:
         outputs = {}
         try:
             self.out_dir.mkdir(parents=True, exist_ok=True)
-            for k, layer in enumerate(LAYERS):
-                outputs[layer.name] = imageio.write_png(self.out_dir / layer.file, getattr(layers, layer.name))
-                self.report("write", (k + 1) / (len(LAYERS) + 2))
-            sheet = contact_sheet(layers, photo=photo)
-            outputs["sheet"] = imageio.write_png(self.out_dir / OUTPUT_FILES["sheet"], sheet)
+            # every PNG in parallel threads (the sheet made in its own); progress as each one lands
+            images = {layer.name: getattr(layers, layer.name) for layer in LAYERS}
+            if self.sheet:
+                images["sheet"] = lambda: contact_sheet(layers, photo=photo)
+            files = {name: self.out_dir / OUTPUT_FILES[name] for name in images}
+            written = []
+
+            def done(path):
+                written.append(path)
+                self.report("write", len(written) / (len(images) + 1))
+
+            paths = imageio.write_pngs({files[name]: image for name, image in images.items()}, done=done)
+            outputs = {name: paths[files[name]] for name in images}
             self.timings["write"] = time.perf_counter() - started
             meta["timings"] = {k: round(v, 4) for k, v in self.timings.items()}
             outputs["meta"] = write_json(self.out_dir / OUTPUT_FILES["meta"], meta)

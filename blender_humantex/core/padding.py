@@ -42,6 +42,15 @@ def nearest_chart_texel(size: int) -> np.ndarray:
     return index
 
 
+@lru_cache(maxsize=4)
+def outside_sources(size: int) -> tuple[np.ndarray, np.ndarray]:
+    """(flat indices of the texels outside the charts, flat index of each one's nearest chart texel), int64:
+    pad_charts as an in-place copy of the outside texels only."""
+    outside = np.flatnonzero(~chart_mask(size))
+    source = nearest_chart_texel(size)[outside]
+    return outside, source
+
+
 def pad_charts(image: np.ndarray) -> np.ndarray:
     """image H×W or H×W×C (square, SMPL UV layout) -> a copy where every texel outside the charts holds the
     colour of the nearest chart texel (a Voronoi dilation: only texture colours, no blur, no black)."""

@@ -287,21 +287,30 @@ class Pipeline:
         del t_final, blend_mask, t_sample, t_refine, partial, visibility
         out = [{} for _ in inputs]
         for name in LAYER_NAMES:
-            tensor = layers.pop(name).float().clamp_(0, 1)
-            if tensor.ndim == 4:
-                tensor = tensor.permute(0, 2, 3, 1)
-            array = tensor.cpu().numpy()
-            del tensor
-            for i in range(len(inputs)):
-                out[i][name] = np.ascontiguousarray(array[i])
-            del array
-        # Texels outside the UV charts take their nearest chart texel's colour, so a renderer's filtering
-        # and mipmaps never pull black into the seams. partial and visibility stay as observed.
-        from .padding import pad_charts
-
-        for layers_of_one in out:
-            for name in PADDED_LAYERS:
-                layers_of_one[name] = pad_charts(layers_of_one[name])
+            for i, array in enumerate(to_arrays(layers.pop(name), pad=name in PADDED_LAYERS)):
+                out[i][name] = array
         timings["refine"] += time.perf_counter() - started
         report("refine", fraction(1.0))
         return [Layers(**arrays) for arrays in out]
+
+
+def to_arrays(tensor, pad: bool) -> list[np.ndarray]:
+    """A layer N×C×S×S (or N×S×S) -> one float32 S×S×C (or S×S) array per texture, clamped to [0, 1].
+
+    With `pad`, texels outside the UV charts take their nearest chart texel's colour (core.padding), so a
+    renderer's filtering and mipmaps never pull black into the seams: in place, outside texels only, after
+    the one copy into numpy's layout (where a texel's channels are one row).
+    """
+    from .padding import outside_sources
+
+    tensor = tensor.float().clamp_(0, 1)
+    if tensor.ndim == 4:
+        tensor = tensor.permute(0, 2, 3, 1)
+    arrays = [tensor[i].contiguous().cpu().numpy() for i in range(tensor.shape[0])]
+    if pad:
+        outside, source = outside_sources(tensor.shape[1])
+        for array in arrays:
+            texels = array.reshape(len(array) ** 2, -1)  # a view; each texel's channels as one value, for speed
+            texels = texels.view(np.dtype((np.void, texels.strides[0]))).reshape(-1)
+            np.put(texels, outside, np.take(texels, source))
+    return arrays

@@ -305,7 +305,9 @@ class WorkerServer:
                 last["stage"], last["fraction"] = stage, fraction
                 self.send({"id": job_id, "type": "progress", "stage": stage, "fraction": round(fraction, 4)})
 
-        report = generate(self.pipeline, dataclasses.replace(request, out_dir=str(staging)), progress=progress)
+        # no sheet.png: the add-on loads the six layers only (the CLI writes the contact sheet)
+        report = generate(self.pipeline, dataclasses.replace(request, out_dir=str(staging)), progress=progress,
+                          sheet=False)
         if job_id in self._cancelled:  # the cancel arrived after the last progress call
             raise CancelledError("cancelled")
         return {

@@ -29,11 +29,16 @@ prior's cells (no blocks).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
 
 from ..errors import WeightsError
+from .networks import identity_grid, premultiply_channels_last
 
 PRIOR_FORMAT = "blender_humantex.correspondence_prior.v1"
 FILL_PASS_SIZE = 128  # passes after the first (filling from filled texels) run at most at this size
@@ -142,62 +147,72 @@ def select_sources(prior_sources, prior_cost, seen, slots: int, temperature: flo
     return index, weight
 
 
-class PriorSampler:
+class PriorSampler(nn.Module):
     """Fills a partial texture by sampling its seen texels where the correspondence prior points.
 
-    Holds the prior as tensors on one device; `__call__` is the closed-form part of SamplerNet.
+    An nn.Module whose tensors are non-persistent buffers: `.to`, `.half()` and `print` see them, and the
+    sampler's state_dict (its weights file) does not hold them (they come from the prior's own file).
+    `forward` is the closed-form part of SamplerNet.
     """
 
     def __init__(self, prior: CorrespondencePrior, slots: int = 16, temperature: float = 0.01, passes: int = 3,
                  device="cpu"):
-        import torch
-
         from ..uv_layout import get_layout
 
+        super().__init__()
         self.prior, self.size = prior, prior.size
         self.slots, self.temperature, self.passes = slots, temperature, passes
-        self.sources = torch.from_numpy(prior.sources).to(device)  # r²×K
-        self.cost = torch.from_numpy(prior.cost).to(device)  # r²×K
-        self.chart = torch.from_numpy(get_layout(self.size).chart_mask.reshape(-1).copy()).to(device)  # r²
         r = self.size
         ty, tx = np.divmod(np.arange(r * r), r)
-        self.texel_yx = torch.from_numpy(np.stack([ty, tx])).to(device)  # 2×r²
+        buffers = {
+            "sources": torch.from_numpy(prior.sources),  # r²×K
+            "cost": torch.from_numpy(prior.cost),  # r²×K
+            "chart": torch.from_numpy(get_layout(r).chart_mask.reshape(-1).copy()),  # r²
+            "texel_yx": torch.from_numpy(np.stack([ty, tx])),  # 2×r²
+        }
+        for name, tensor in buffers.items():
+            self.register_buffer(name, tensor.to(device), persistent=False)
 
-    def to(self, device):
-        for name in ("sources", "cost", "chart", "texel_yx"):
-            setattr(self, name, getattr(self, name).to(device))
-        return self
+    def extra_repr(self) -> str:
+        return f"size={self.size}, k={self.prior.k}, slots={self.slots}, temperature={self.temperature}, passes={self.passes}"
 
     def slot_grids(self, seen):
         """seen N×r² bool -> (offset N×slots×2×r×r in normalised (x, y), weight N×slots×1×r×r)."""
-        r = self.size
-        index, weight = select_sources(self.sources, self.cost, seen, self.slots, self.temperature)  # N×r²×slots
-        weight = weight * (self.chart & ~seen)[..., None]  # only unseen chart texels are filled
-        src_y, src_x = index // r, index % r
-        offset_x = (src_x - self.texel_yx[1][None, :, None]).float() * (2.0 / r)
-        offset_y = (src_y - self.texel_yx[0][None, :, None]).float() * (2.0 / r)
-        n = seen.shape[0]
-        offset = torch_stack_slots(offset_x, offset_y, n, r)  # N×slots×2×r×r
+        r, n = self.size, seen.shape[0]
+        offset, weight = self.slot_sources(seen)  # N×r²×slots×2, N×r²×slots
+        offset = offset.permute(0, 2, 3, 1).reshape(n, -1, 2, r, r)  # N×slots×2×r×r
         weight = weight.permute(0, 2, 1).reshape(n, -1, 1, r, r)
         return offset, weight
 
-    def __call__(self, partial_texture, visibility, offset=None):
+    def slot_sources(self, seen):
+        """seen N×r² bool -> (offset N×r²×slots×2: source − texel in normalised (x, y), weight N×r²×slots),
+        weight 0 but at unseen chart texels (the only ones a pass fills; only their rows are computed)."""
+        r, n = self.size, seen.shape[0]
+        todo = self.chart & ~seen  # N×r²
+        rows = todo.any(0).nonzero().squeeze(1)  # T': texels some item fills
+        index, weight = select_sources(self.sources[rows], self.cost[rows], seen, self.slots, self.temperature)
+        weight = weight * todo[:, rows, None]  # N×T'×slots
+        offset_x = (index % r - self.texel_yx[1][rows][None, :, None]).float() * (2.0 / r)
+        offset_y = (index // r - self.texel_yx[0][rows][None, :, None]).float() * (2.0 / r)
+        offset = torch.zeros(n, r * r, weight.shape[-1], 2, dtype=offset_x.dtype, device=seen.device)
+        full_weight = torch.zeros(n, r * r, weight.shape[-1], dtype=weight.dtype, device=seen.device)
+        offset[:, rows] = torch.stack([offset_x, offset_y], dim=-1)
+        full_weight[:, rows] = weight
+        return offset, full_weight
+
+    def forward(self, partial_texture, visibility, offset=None):
         """partial N×3×H×W, visibility N×1×H×W (soft) -> (T_sample N×3×H×W, reached N×1×H×W).
 
-        `offset` (N×2×H×W, normalised x, y) is SamplerNet's learned correction, added to every grid of
-        the first pass (the one that reads the photo's own texels). `reached` marks texels the prior
-        filled (seen texels included); SamplerNet gives the rest the structural fallback grid.
+        `offset` (N×2×h×w, normalised x, y; any size, bilinear-upsampled to H×W) is SamplerNet's learned
+        correction, added to every grid of the first pass (the one that reads the photo's own texels).
+        `reached` marks texels the prior filled (seen texels included); SamplerNet gives the rest the
+        structural fallback grid.
         """
-        import torch
-
-        from .networks import identity_grid, resize, resize_partial
+        from .networks import resize_partial
 
         n, _, h, w = partial_texture.shape
         # Pass 1 reads the photo's own texels at full resolution (the detail).
-        base = identity_grid(n, h, w, partial_texture.device)
-        if offset is not None:
-            base = base + offset.permute(0, 2, 3, 1)
-        texture, known, _ = self._fill_pass(partial_texture, visibility, base)
+        texture, known = self._first_pass(partial_texture, visibility, offset)
         if self.passes == 1:
             return texture, known
         # Later passes only spread what pass 1 filled into regions with no seen source: at most at 128²,
@@ -209,10 +224,28 @@ class PriorSampler:
             small, small_known, progressed = self._fill_pass(small, small_known, identity)
             if not progressed:
                 break
-        reached = (resize(small_known, (h, w)) > 0.5).float()  # N×1×H×W
-        fill = reached * (1 - known)
-        texture = texture * (1 - fill) + resize(small, (h, w)) * fill
-        return texture, torch.maximum(known, reached)
+        return composite_fill(texture, known, small, small_known)
+
+    def _first_pass(self, partial_texture, visibility, offset):
+        """Pass 1 at the full resolution, gathering only what it changes: the unseen texels of cells with a seen
+        source, each slot only where its weight is not 0. Equal to _fill_pass over identity + offset (the
+        slot maps upsampled with nearest neighbours). -> new (texture, known) tensors."""
+        from .networks import resize
+
+        n, _, h, w = partial_texture.shape
+        r = self.size
+        texture = partial_texture.clone(memory_format=torch.contiguous_format)
+        known = visibility.clone(memory_format=torch.contiguous_format)
+        seen = (resize(visibility, (r, r)) > 0.5).reshape(n, -1)  # N×r²
+        if not (self.chart & ~seen).any():
+            return texture, known
+        slot_offset, slot_weight = self.slot_sources(seen)  # N×r²×S×2, N×r²×S
+        rows, cols = nearest_cells(h, r, texture.device), nearest_cells(w, r, texture.device)
+        for i in range(n):
+            premultiplied = premultiply_channels_last(partial_texture[i], visibility[i])
+            learned = None if offset is None else offset[i]
+            fill_texels(texture[i], known[i], premultiplied, learned, slot_offset[i], slot_weight[i], rows, cols)
+        return texture, known
 
     def _fill_pass(self, texture, known, base):
         """One pass at texture's size: unseen chart texels mix their seen sources (grids base + offset_j).
@@ -281,8 +314,96 @@ class PriorSampler:
         return total.view(n, c, h, w)
 
 
-def torch_stack_slots(offset_x, offset_y, n: int, r: int):
-    """N×r²×slots x and y offsets -> N×slots×2×r×r."""
-    import torch
 
-    return torch.stack([offset_x, offset_y], dim=2).permute(0, 3, 2, 1).reshape(n, -1, 2, r, r)
+
+@lru_cache(maxsize=16)
+def _nearest_cells(out: int, r: int) -> torch.Tensor:
+    return F.interpolate(torch.arange(r, dtype=torch.float32).view(1, 1, r), size=out, mode="nearest").long().view(out)
+
+
+def nearest_cells(out: int, r: int, device) -> torch.Tensor:
+    """int64 out: the r-cell each of `out` rows (or columns) lies in, as F.interpolate(mode="nearest") picks it."""
+    return _nearest_cells(out, r).to(device)
+
+
+def fill_texels(texture, known, premultiplied, learned, slot_offset, slot_weight, rows, cols):
+    """One texture's first pass, in place: each unseen texel t of a cell c with seen sources becomes
+    Σ_j w_cj · premultiplied(t + learned(t) + offset_cj) (bilinear) divided by its sampled visibility.
+
+    texture 3×h×w, known 1×h×w (written), premultiplied 1×4×h×w, learned 2×h'×w' or None, slot_offset r²×S×2,
+    slot_weight r²×S, rows/cols: each texel's cell row/column. Texels are ordered by how many slots their cell
+    uses, so slot j is sampled on a prefix of them (no per-slot index lists, no scatter).
+    """
+    _, h, w = texture.shape
+    r = int(round(slot_weight.shape[0] ** 0.5))
+    slots = slot_weight.shape[1]
+    rank = torch.arange(1, slots + 1, device=slot_weight.device)
+    count = ((slot_weight > 0) * rank).amax(-1).to(torch.uint8)  # r²: slots up to the last one with a weight
+    per_texel = count.view(r, r)[rows][:, cols] * (known[0] < 1)  # h×w: 0 where the pass changes nothing
+    yx = per_texel.nonzero()  # M×2 (row, column)
+    if yx.shape[0] == 0:
+        return
+    # texels grouped by their slot count, most first: slot j is then sampled on a prefix of them
+    uses_of = per_texel[yx[:, 0], yx[:, 1]]  # M
+    groups = [(uses_of == c).nonzero().squeeze(1) for c in range(slots, 0, -1)]
+    yx = yx[torch.cat(groups)]
+    cell = rows[yx[:, 0]] * r + cols[yx[:, 1]]  # M
+    uses = torch.tensor([len(g) for g in groups]).cumsum(0).flip(0)  # uses[j]: texels with count > j
+    point = texel_points(yx, h, w, learned)  # M×2 normalised (x, y)
+    acc = torch.zeros(4, yx.shape[0], dtype=premultiplied.dtype, device=premultiplied.device)
+    for j in range(slots):
+        m = int(uses[j])
+        if m == 0:
+            break
+        grid = point[:m] + slot_offset[:, j].index_select(0, cell[:m])  # m×2
+        sampled = F.grid_sample(premultiplied, grid.view(1, 1, m, 2), mode="bilinear", padding_mode="zeros",
+                                align_corners=False)[0, :, 0]  # 4×m
+        acc[:, :m] += sampled * slot_weight[:, j].index_select(0, cell[:m])
+    where = yx[:, 0] * w + yx[:, 1]
+    _blend_in(texture, known, where, acc[:3] / acc[3:].clamp_min(1e-3), (acc[3] > 1e-3).to(texture.dtype))
+
+
+def texel_points(yx, h: int, w: int, learned=None):
+    """Texels M×2 (row, column) -> M×2 grid points (x, y): the texel centres (identity_grid's arithmetic) plus
+    the learned offset there (2×h'×w', bilinear as networks.resize upsamples it)."""
+    ty, tx = yx[:, 0], yx[:, 1]
+    point = torch.stack([(tx.float() * 2 + 1) / w - 1, (ty.float() * 2 + 1) / h - 1], dim=-1)  # M×2
+    if learned is None:
+        return point
+    if tuple(learned.shape[-2:]) == (h, w):
+        return point + learned[:, ty, tx].t()
+    # F.interpolate(bilinear, align_corners=False) of the small map, read at these texels only
+    return point + F.grid_sample(learned[None].float(), point.view(1, 1, -1, 2), mode="bilinear",
+                                 padding_mode="border", align_corners=False)[0, :, 0].t()
+
+
+def _blend_in(texture, known, where, colour, reached):
+    """texture 3×h×w, known 1×h×w, in place at the flat texels `where`: fill = reached·(1 − known),
+    texture ← texture·(1 − fill) + colour·fill, known ← max(known, reached) (what _fill_pass does densely)."""
+    flat, flat_known = texture.view(3, -1), known.view(-1)
+    k = flat_known.index_select(0, where)
+    fill = reached * (1 - k)
+    flat.index_copy_(1, where, flat.index_select(1, where) * (1 - fill) + colour * fill)
+    flat_known.index_copy_(0, where, torch.maximum(k, reached))
+
+
+def composite_fill(texture, known, small, small_known):
+    """The later passes' result (at a smaller size) into the full-resolution texture, in place:
+    reached = upsampled small_known > 0.5, fill = reached·(1 − known), texture ← texture·(1 − fill) +
+    upsampled small·fill; bilinear upsampling read only at the texels not yet known (the others keep theirs)."""
+    n, _, h, w = texture.shape
+    if tuple(small.shape[-2:]) == (h, w):
+        reached = (small_known > 0.5).to(texture.dtype)
+        fill = reached * (1 - known)
+        return texture * (1 - fill) + small * fill, torch.maximum(known, reached)
+    both = torch.cat([small, small_known], dim=1)  # N×4×s×s
+    # only texels whose bilinear footprint (within one small cell of their own) holds something reached
+    near = F.max_pool2d((small_known > 0.5).to(texture.dtype), 3, stride=1, padding=1) > 0  # N×1×s×s
+    rows, cols = nearest_cells(h, small.shape[-2], texture.device), nearest_cells(w, small.shape[-1], texture.device)
+    for i in range(n):
+        yx = (near[i, 0][rows][:, cols] & (known[i, 0] < 1)).nonzero()  # M×2
+        point = texel_points(yx, h, w).view(1, 1, -1, 2)
+        up = F.grid_sample(both[i : i + 1], point, mode="bilinear", padding_mode="border", align_corners=False)[0, :, 0]
+        _blend_in(texture[i], known[i], yx[:, 0] * w + yx[:, 1], up[:3], (up[3] > 0.5).to(texture.dtype))
+    return texture, known
+

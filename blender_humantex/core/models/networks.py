@@ -73,7 +73,8 @@ def resize_partial(
     """
     if tuple(partial_texture.shape[-2:]) == tuple(size):
         return partial_texture, visibility
-    weighted = resize(torch.cat([partial_texture * visibility, visibility], dim=1), size)
+    # (each channel resized alone: no full-size concatenation)
+    weighted = torch.cat([resize(partial_texture * visibility, size), resize(visibility, size)], dim=1)
     weight = weighted[:, 3:]
     seen = weight > SAMPLE_WEIGHT_EPS
     return weighted[:, :3] / weight.clamp_min(SAMPLE_WEIGHT_EPS) * seen, weight
@@ -88,6 +89,8 @@ def sample_texture(partial_texture: torch.Tensor, visibility: torch.Tensor, samp
     below SAMPLE_WEIGHT_EPS saw nothing and stay 0. `visibility` may be soft; 1 keeps the partial
     exactly, 0 takes the sample.
     """
+    if not torch.is_grad_enabled():  # inference: the same, computed only where visibility < 1
+        return sample_unseen(partial_texture, visibility, sampling_grid)
     sampled = F.grid_sample(
         torch.cat([partial_texture * visibility, visibility], dim=1),
         sampling_grid.to(partial_texture.dtype),
@@ -99,6 +102,44 @@ def sample_texture(partial_texture: torch.Tensor, visibility: torch.Tensor, samp
     colour = sampled[:, :3] / weight.clamp_min(SAMPLE_WEIGHT_EPS) * (weight > SAMPLE_WEIGHT_EPS)
     del sampled, weight  # 4096² textures: free each full-size temporary as soon as it is used
     return visibility * partial_texture + (1 - visibility) * colour
+
+
+def sample_unseen(texture, visibility, sampling_grid):
+    """networks.sample_texture at inference: a new tensor equal to texture where visibility is 1, and computed
+    (the same arithmetic) only where it is below 1.
+
+    texture N×3×H×W, visibility N×1×H×W, sampling_grid N×H×W×2 -> N×3×H×W.
+    """
+    _, _, h, w = texture.shape
+    out = texture.to(sampling_grid.dtype).clone(memory_format=torch.contiguous_format)
+    for i in range(texture.shape[0]):
+        yx = (visibility[i, 0] < 1).nonzero()  # M×2
+        if yx.shape[0] == 0:
+            continue
+        premultiplied = premultiply_channels_last(out[i], visibility[i].to(out.dtype))
+        grid = sampling_grid[i][yx[:, 0], yx[:, 1]]  # M×2 (no copy of the whole grid, whatever its strides)
+        sampled = F.grid_sample(premultiplied, grid.view(1, 1, -1, 2), mode="bilinear", padding_mode="zeros",
+                                align_corners=False)[0, :, 0]  # 4×M
+        weight = sampled[3]
+        colour = sampled[:3] / weight.clamp_min(SAMPLE_WEIGHT_EPS) * (weight > SAMPLE_WEIGHT_EPS)
+        where = yx[:, 0] * w + yx[:, 1]
+        flat = out[i].view(3, -1)
+        seen = visibility[i].reshape(-1).to(out.dtype).index_select(0, where)
+        flat.index_copy_(1, where, seen * flat.index_select(1, where) + (1 - seen) * colour)
+    return out
+
+
+def premultiply_channels_last(texture, visibility):
+    """3×h×w, 1×h×w -> 1×4×h×w (texture·visibility, visibility) in channels-last memory: grid_sample reads a
+    texel's four values from one place (about twice as fast on a CPU as planar channels for scattered points)."""
+    _, h, w = texture.shape
+    out = torch.empty(1, h, w, 4, dtype=texture.dtype, device=texture.device)
+    if torch.is_grad_enabled():  # (out= has no gradient)
+        out[0, ..., :3] = (texture * visibility).permute(1, 2, 0)
+    else:
+        torch.mul(texture.permute(1, 2, 0), visibility.permute(1, 2, 0), out=out[0, ..., :3])
+    out[0, ..., 3] = visibility[0]
+    return out.permute(0, 3, 1, 2)
 
 
 def make_norm(norm: str, channels: int) -> nn.Module:
@@ -343,11 +384,12 @@ class RefinerNet(_TextureNet):
         small_sample, small_visibility = resize(t_sample, size), resize(visibility, size)
         extra = []
         if self.config.pca_input:
-            if t_pca is None:
-                if self.pca is None:
-                    raise RuntimeError("this refiner needs the PCA texture model: call attach_pca() first")
-                t_pca = self.pca(t_sample * (visibility > 0.5), visibility)
-            small_pca = resize(t_pca, size)
+            if t_pca is not None:
+                small_pca = resize(t_pca, size)
+            elif self.pca is None:
+                raise RuntimeError("this refiner needs the PCA texture model: call attach_pca() first")
+            else:  # resize(T_pca, size), without making T_pca at T_sample's size
+                small_pca = self.pca(t_sample * (visibility > 0.5), visibility, size=size)
             chart = self.chart(size[0], t_sample.device).expand(t_sample.shape[0], -1, -1, -1)
             extra = [small_pca, chart]
         net_input = torch.cat([self.network_input(small_sample, small_visibility), *extra], dim=1)
@@ -365,11 +407,18 @@ class RefinerNet(_TextureNet):
         full = t_sample.shape[-2:]
         if self.config.pca_input:
             t_refine = resize((small_pca + raw[:, :3]).clamp(0, 1), full)  # residual over the PCA estimate
-            blend_mask = visibility + (1 - visibility) * resize(torch.sigmoid(raw[:, 3:]), full)
+            blend_mask = resize(torch.sigmoid(raw[:, 3:]), full)
+            if torch.is_grad_enabled():
+                blend_mask = visibility + (1 - visibility) * blend_mask
+            else:  # inference: in place (the same arithmetic), no full-size temporaries
+                blend_mask = blend_mask.contiguous().mul_(1 - visibility).add_(visibility)
         else:
             t_refine = resize(torch.sigmoid(raw[:, :3]), full)
             blend_mask = resize(torch.sigmoid(raw[:, 3:]), full)
-        t_final = t_sample * blend_mask + t_refine * (1 - blend_mask)
+        if torch.is_grad_enabled():
+            t_final = t_sample * blend_mask + t_refine * (1 - blend_mask)
+        else:  # one pass, one full-size buffer: T_refine + M·(T_sample − T_refine), equal to rounding
+            t_final = torch.lerp(t_refine, t_sample, blend_mask)
         return RefinerOutput(t_final, t_refine, blend_mask)
 
 

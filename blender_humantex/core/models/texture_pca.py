@@ -13,8 +13,11 @@ that RefinerNet takes as an input. It is computed at a low resolution (64² by d
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
+import torch
+from torch import nn
 
 from ..errors import WeightsError
 
@@ -72,34 +75,36 @@ def load_pca(path) -> TexturePCA:
     return TexturePCA(size, full_mean, full_basis, meta)
 
 
-class PCAEstimator:
-    """The conditional-mean texture, batched in torch (the model's tensors live on one device)."""
+class PCAEstimator(nn.Module):
+    """The conditional-mean texture, batched in torch. An nn.Module whose tensors are non-persistent buffers
+    (`.to`, `.half()` and `print` see them; a network's state_dict does not hold them: they have their own file)."""
 
     def __init__(self, pca: TexturePCA, ridge: float = 0.01, device="cpu"):
-        import torch
-
-        self.size, self.ridge = pca.size, ridge
-        self.mean = torch.from_numpy(pca.mean.reshape(-1).copy()).to(device)  # D = S·S·3
-        self.basis = torch.from_numpy(pca.basis.reshape(pca.basis.shape[0], -1).copy()).to(device)  # k×D
-        # Outside the charts the estimate copies the nearest chart texel, so upsampling never pulls the
-        # black background into chart borders (dark seams).
         from scipy import ndimage
 
         from ..uv_layout import get_layout
 
+        super().__init__()
+        self.size, self.ridge = pca.size, ridge
+        # Outside the charts the estimate copies the nearest chart texel, so upsampling never pulls the
+        # black background into chart borders (dark seams).
         chart = get_layout(self.size).chart_mask
         _, (iy, ix) = ndimage.distance_transform_edt(~chart, return_indices=True)
-        self.nearest_chart = torch.from_numpy((iy * self.size + ix).reshape(-1)).to(device)  # S²
+        buffers = {
+            "mean": torch.from_numpy(pca.mean.reshape(-1).copy()),  # D = S·S·3
+            "basis": torch.from_numpy(pca.basis.reshape(pca.basis.shape[0], -1).copy()),  # k×D
+            "nearest_chart": torch.from_numpy((iy * self.size + ix).reshape(-1)),  # S²
+        }
+        for name, tensor in buffers.items():
+            self.register_buffer(name, tensor.to(device), persistent=False)
 
-    def to(self, device):
-        self.mean, self.basis = self.mean.to(device), self.basis.to(device)
-        self.nearest_chart = self.nearest_chart.to(device)
-        return self
+    def extra_repr(self) -> str:
+        return f"size={self.size}, components={self.basis.shape[0]}, ridge={self.ridge}"
 
-    def __call__(self, partial_texture, visibility):
-        """partial N×3×H×W, visibility N×1×H×W -> the estimate N×3×H×W (same size, bilinear upsampled)."""
-        import torch
-
+    def forward(self, partial_texture, visibility, size=None):
+        """partial N×3×H×W, visibility N×1×H×W -> the estimate N×3×H×W (bilinear upsampled), or with `size`
+        (h, w) what networks.resize would make of that: the same two resizes as one small linear map each way,
+        never at H×W."""
         from .networks import resize, resize_partial
 
         n, _, h, w = partial_texture.shape
@@ -117,4 +122,22 @@ class PCAEstimator:
             estimates.append(self.mean + b @ z)
         estimate = torch.stack(estimates).reshape(n, s * s, 3)[:, self.nearest_chart]  # N×S²×3, padded
         estimate = estimate.reshape(n, s, s, 3).permute(0, 3, 1, 2).clamp(0, 1)  # N×3×s×s
-        return resize(estimate, (h, w))
+        if size is None or tuple(size) == (h, w):
+            return resize(estimate, (h, w))
+        rows, cols = (resize_matrix(s, full, out, estimate.device) for full, out in ((h, size[0]), (w, size[1])))
+        return torch.einsum("ys,ncst,xt->ncyx", rows, estimate, cols)
+
+
+@lru_cache(maxsize=8)
+def _resize_matrix(size: int, full: int, out: int) -> torch.Tensor:
+    from .networks import resize
+
+    up = resize(torch.eye(size).view(1, 1, size, size), (full, size))[0, 0]  # full×size: networks.resize, one axis
+    down = resize(up.t().contiguous().view(1, 1, size, full), (size, out))[0, 0].t()  # out×size
+    return down.contiguous()
+
+
+def resize_matrix(size: int, full: int, out: int, device) -> torch.Tensor:
+    """out×size: networks.resize from `size` to `full` and on to `out`, along one axis (both resizes are separable
+    and linear, bilinear up then area down, so an image's two resizes are this matrix on each side)."""
+    return _resize_matrix(size, full, out).to(device)

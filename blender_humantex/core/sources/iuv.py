@@ -260,6 +260,32 @@ def _grid_lookup_maps(size: int) -> tuple[np.ndarray, np.ndarray]:
     return fx.astype(np.float32), fy.astype(np.float32)
 
 
+MAPPING_CACHE_SIZE = 2  # (IUV, silhouette, size) mappings a warm worker keeps: regenerating from one photo
+_mapping_cache: dict = {}
+
+
+def photo_mapping(iuv: np.ndarray, silhouette: np.ndarray, layout) -> tuple[np.ndarray, np.ndarray]:
+    """texel_photo_positions(photo_position_grid(iuv, silhouette), layout), remembered for the last few IUVs:
+    the mapping depends on the IUV, the person's silhouette and the size only, not on the photo's colours, so
+    a job that regenerates from the same photo and IUV (an artist adjusting the photo's colours, another size
+    or method) skips it. Keyed by a hash of the arrays' bytes; the arrays handed out are read-only."""
+    import hashlib
+
+    digest = hashlib.blake2b(digest_size=16)
+    for array in (iuv, silhouette):
+        digest.update(repr((array.shape, array.dtype.str)).encode())
+        digest.update(np.ascontiguousarray(array).data)
+    key = (digest.hexdigest(), layout.size)
+    if key not in _mapping_cache:
+        xy, visible = texel_photo_positions(photo_position_grid(iuv, silhouette), layout)
+        xy.setflags(write=False)
+        visible.setflags(write=False)
+        while len(_mapping_cache) >= MAPPING_CACHE_SIZE:
+            _mapping_cache.pop(next(iter(_mapping_cache)))
+        _mapping_cache[key] = (xy, visible)
+    return _mapping_cache[key]
+
+
 def texel_photo_positions(grid: np.ndarray, layout) -> tuple[np.ndarray, np.ndarray]:
     """Each texel's (x, y) in the IUV image, bilinear in the grid over seen cells, and which texels are seen.
 
@@ -271,10 +297,11 @@ def texel_photo_positions(grid: np.ndarray, layout) -> tuple[np.ndarray, np.ndar
     g = DP_GRID
     seen = ~np.isnan(grid[..., 0])
     # (x·w, y·w, w) with w = 1 on seen cells: bilinear sampling then gives the weighted mean over seen cells
-    strip = np.zeros((25, g, g, 3), dtype=np.float32)
-    strip[seen, :2] = grid[seen]
-    strip[seen, 2] = 1.0
-    strip = np.ascontiguousarray(strip.transpose(1, 0, 2, 3).reshape(g, 25 * g, 3))
+    strip = np.empty((g, 25, g, 3), dtype=np.float32)  # the 25 part grids side by side, written in one pass each
+    seen_rows = seen.transpose(1, 0, 2)
+    np.copyto(strip[..., :2], np.where(seen_rows[..., None], grid.transpose(1, 0, 2, 3), np.float32(0)))
+    strip[..., 2] = seen_rows
+    strip = strip.reshape(g, 25 * g, 3)
     map_x, map_y = _grid_lookup_maps(layout.size)
     sampled = cv2.remap(strip, map_x, map_y, interpolation=cv2.INTER_LINEAR,
                         borderMode=cv2.BORDER_CONSTANT, borderValue=0)
@@ -361,7 +388,7 @@ def unwrap(photo: np.ndarray, iuv: np.ndarray, inds: np.ndarray | None = None, p
     report("unwrap", 0.3)
 
     t = time.perf_counter()
-    xy, visible = texel_photo_positions(photo_position_grid(iuv, eroded), layout)
+    xy, visible = photo_mapping(iuv, eroded, layout)
     timings["map_ms"] = (time.perf_counter() - t) * 1e3
     report("unwrap", 0.7)
 
