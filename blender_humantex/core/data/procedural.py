@@ -150,16 +150,8 @@ def _ellipse(xy: np.ndarray, cx: float, cy: float, rx: float, ry: float) -> np.n
     return (x >= 0) & (((x - cx) / rx) ** 2 + ((y - cy) / ry) ** 2 < 1.0)
 
 
-@lru_cache(maxsize=8)
-def body_geometry(size: int) -> BodyGeometry:
-    from ..uv_layout import get_layout
-
-    layout = get_layout(size)
-    part = np.asarray(layout.part_label)
-    chart = np.asarray(layout.chart_mask, dtype=bool)
-    torso_xy, torso_box = _box_coordinates(np.isin(part, TORSO))
-    head_xy, _ = _box_coordinates(np.isin(part, HEAD))
-
+def _limb_coordinate(part: np.ndarray) -> np.ndarray:
+    """Per texel, where it lies along its arm or leg: 0 at the shoulder/hip .. 1 at the hand/foot; -1 elsewhere."""
     limb_s = np.full(part.shape, -1.0, np.float32)
     for upper_parts, lower_parts in (*ARMS.values(), *LEGS.values()):
         upper, lower = np.isin(part, upper_parts), np.isin(part, lower_parts)
@@ -167,9 +159,11 @@ def body_geometry(size: int) -> BodyGeometry:
         lower_t = _segment_axis(lower, upper, towards_neighbour=False)
         limb_s[upper] = 0.5 * upper_t[upper]
         limb_s[lower] = 0.5 + 0.5 * lower_t[lower]
-    arm_parts = [p for segs in ARMS.values() for seg in segs for p in seg]
-    leg_parts = [p for segs in LEGS.values() for seg in segs for p in seg]
+    return limb_s
 
+
+def _face_and_hair(head_xy: np.ndarray, size: int):
+    """The head chart's face masks, hair masks by length, and the hair strands' stripe pattern."""
     # The face: an oval on the head chart's front line, with eyes, brows, lips and a nose shadow at
     # fixed places (measured on SMPL-UV textures: eyes at 47% of the head chart's height).
     face = {
@@ -192,6 +186,23 @@ def body_geometry(size: int) -> BodyGeometry:
                         interpolation=cv2.INTER_CUBIC)
     x256 = np.arange(size, dtype=np.float32)[None, :] * (256.0 / size) + 3.0 * wobble
     hair_strands = (np.mod(x256, 3.0) * (255.0 / 3.0)).astype(np.uint8)
+    return face, hair, hair_strands
+
+
+@lru_cache(maxsize=8)
+def body_geometry(size: int) -> BodyGeometry:
+    from ..uv_layout import get_layout
+
+    layout = get_layout(size)
+    part = np.asarray(layout.part_label)
+    chart = np.asarray(layout.chart_mask, dtype=bool)
+    torso_xy, torso_box = _box_coordinates(np.isin(part, TORSO))
+    head_xy, _ = _box_coordinates(np.isin(part, HEAD))
+
+    limb_s = _limb_coordinate(part)
+    arm_parts = [p for segs in ARMS.values() for seg in segs for p in seg]
+    leg_parts = [p for segs in LEGS.values() for seg in segs for p in seg]
+    face, hair, hair_strands = _face_and_hair(head_xy, size)
 
     gather_x, gather_y = _gather_maps(layout, chart, part)
     return BodyGeometry(
