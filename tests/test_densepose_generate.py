@@ -30,7 +30,8 @@ def test_generate_from_a_photo_alone(samples, standin_pr99, random_weights, tmp_
     assert r.returncode == 0, r.stderr
     assert {"final.png", "sheet.png", "meta.json"} <= {p.name for p in out.iterdir()}
     meta = json.loads((out / "meta.json").read_text())
-    assert meta["inputs"] == {"photo": str(samples / PR99[3]), "densepose_model": str(standin_pr99)}
+    # meta.json records resolved paths (../shared may be a link)
+    assert meta["inputs"] == {"photo": str((samples / PR99[3]).resolve()), "densepose_model": str(standin_pr99.resolve())}
     assert meta["densepose"]["persons_found"] == 1 and meta["densepose"]["licence"] == "CC BY-SA 3.0"
     assert meta["densepose"]["model_sha256"] == store.sha256_of(standin_pr99) and meta["densepose"]["device"] == "cpu"
     # the same person as DensePose's own files give: about the same coverage
