@@ -73,11 +73,13 @@ def resize_partial(
     """
     if tuple(partial_texture.shape[-2:]) == tuple(size):
         return partial_texture, visibility
-    # (each channel resized alone: no full-size concatenation)
-    weighted = torch.cat([resize(partial_texture * visibility, size), resize(visibility, size)], dim=1)
-    weight = weighted[:, 3:]
+    # colour and weight resized apart (per channel, so the same values as resizing them together): the
+    # returned weight is then its own tensor, not a view keeping a 4-channel buffer alive (192 MB at 4096²)
+    colour, weight = resize(partial_texture * visibility, size), resize(visibility, size)
     seen = weight > SAMPLE_WEIGHT_EPS
-    return weighted[:, :3] / weight.clamp_min(SAMPLE_WEIGHT_EPS) * seen, weight
+    if torch.is_grad_enabled():
+        return colour / weight.clamp_min(SAMPLE_WEIGHT_EPS) * seen, weight
+    return colour.div_(weight.clamp_min(SAMPLE_WEIGHT_EPS)).mul_(seen), weight  # inference: in place, same values
 
 
 def sample_texture(partial_texture: torch.Tensor, visibility: torch.Tensor, sampling_grid: torch.Tensor):
@@ -104,28 +106,36 @@ def sample_texture(partial_texture: torch.Tensor, visibility: torch.Tensor, samp
     return visibility * partial_texture + (1 - visibility) * colour
 
 
+SPARSE_BLOCK_TEXELS = 1 << 20  # texels per block of rows in sample_unseen (bounds its per-texel temporaries)
+
+
 def sample_unseen(texture, visibility, sampling_grid):
     """networks.sample_texture at inference: a new tensor equal to texture where visibility is 1, and computed
-    (the same arithmetic) only where it is below 1.
+    (the same arithmetic) only where it is below 1, in blocks of rows (SPARSE_BLOCK_TEXELS): each texel's result
+    is its own, so blocks change nothing but the size of the per-texel temporaries (~0.4 GB less at 4096²).
 
     texture N×3×H×W, visibility N×1×H×W, sampling_grid N×H×W×2 -> N×3×H×W.
     """
     _, _, h, w = texture.shape
     out = texture.to(sampling_grid.dtype).clone(memory_format=torch.contiguous_format)
+    rows = max(1, SPARSE_BLOCK_TEXELS // w)
     for i in range(texture.shape[0]):
-        yx = (visibility[i, 0] < 1).nonzero()  # M×2
-        if yx.shape[0] == 0:
+        if not (visibility[i] < 1).any():
             continue
         premultiplied = premultiply_channels_last(out[i], visibility[i].to(out.dtype))
-        grid = sampling_grid[i][yx[:, 0], yx[:, 1]]  # M×2 (no copy of the whole grid, whatever its strides)
-        sampled = F.grid_sample(premultiplied, grid.view(1, 1, -1, 2), mode="bilinear", padding_mode="zeros",
-                                align_corners=False)[0, :, 0]  # 4×M
-        weight = sampled[3]
-        colour = sampled[:3] / weight.clamp_min(SAMPLE_WEIGHT_EPS) * (weight > SAMPLE_WEIGHT_EPS)
-        where = yx[:, 0] * w + yx[:, 1]
-        flat = out[i].view(3, -1)
-        seen = visibility[i].reshape(-1).to(out.dtype).index_select(0, where)
-        flat.index_copy_(1, where, seen * flat.index_select(1, where) + (1 - seen) * colour)
+        flat, flat_visibility = out[i].view(3, -1), visibility[i].reshape(-1)
+        for top in range(0, h, rows):
+            yx = (visibility[i, 0, top : top + rows] < 1).nonzero()  # M×2, rows from `top`
+            if yx.shape[0] == 0:
+                continue
+            grid = sampling_grid[i][yx[:, 0] + top, yx[:, 1]]  # M×2 (no copy of the whole grid, whatever its strides)
+            sampled = F.grid_sample(premultiplied, grid.view(1, 1, -1, 2), mode="bilinear", padding_mode="zeros",
+                                    align_corners=False)[0, :, 0]  # 4×M
+            weight = sampled[3]
+            colour = sampled[:3] / weight.clamp_min(SAMPLE_WEIGHT_EPS) * (weight > SAMPLE_WEIGHT_EPS)
+            where = (yx[:, 0] + top) * w + yx[:, 1]
+            seen = flat_visibility.index_select(0, where).to(out.dtype)
+            flat.index_copy_(1, where, seen * flat.index_select(1, where) + (1 - seen) * colour)
     return out
 
 
@@ -318,9 +328,12 @@ class SamplerNet(_TextureNet):
 
     def forward(self, partial_texture: torch.Tensor, visibility: torch.Tensor) -> SamplerOutput:
         n, _, h, w = partial_texture.shape
-        offset = resize(self.predict_offset(partial_texture, visibility), (h, w))  # N×2×H×W
+        offset = self.predict_offset(partial_texture, visibility)  # N×2×s×s
         if self.config.grid_prior == "correspondence":
+            # the prior reads the small offset where it samples (its bilinear upsampling, at those texels only):
+            # no N×2×H×W copy (128 MiB at 4096²)
             return self.sample_with_prior(partial_texture.float(), visibility.float(), offset)
+        offset = resize(offset, (h, w))  # N×2×H×W
         if self.config.grid_prior == "seen":
             # Learn corrections to "mirror partner, else nearest seen texel of the part" (grid_prior.py).
             offset = offset + resize(seen_source_offset(visibility), (h, w))
