@@ -72,9 +72,11 @@ def check_inputs(partial_texture, visibility, label: str = "") -> tuple[np.ndarr
         )
     partial = partial.astype(np.float32) / 255 if partial.dtype == np.uint8 else partial.astype(np.float32, copy=False)
     vis = vis.astype(np.float32) / 255 if vis.dtype == np.uint8 else vis.astype(np.float32, copy=False)
-    if not (np.isfinite(partial).all() and np.isfinite(vis).all()):
+    # min and max carry any NaN or infinity: one pass each finds those and decides whether to clip
+    ranges = [(float(a.min()), float(a.max())) for a in (partial, vis)]
+    if not np.isfinite(ranges).all():
         raise InputError(f"partial texture or visibility contains NaN or infinity{where}", kind="bad_values")
-    vis = _clipped(vis)
+    vis = _clipped(vis, *ranges[1])
     if vis.max() < VISIBLE_EPS:
         raise InputError(
             f"the visibility mask is empty: no texel was observed, so there is nothing to complete from{where}",
@@ -87,17 +89,18 @@ def check_inputs(partial_texture, visibility, label: str = "") -> tuple[np.ndarr
             kind="full_visibility",
         )
     # Unseen texels are 0 by contract; enforce it so stray colour under vis=0 cannot leak in.
-    partial = _clipped(partial)
+    partial = _clipped(partial, *ranges[0])
     unseen = vis < VISIBLE_EPS
     if partial.max(axis=2)[unseen].any():
         partial = partial * ~unseen[..., None]
     return partial, vis
 
 
-def _clipped(array: np.ndarray) -> np.ndarray:
-    """array clipped to [0, 1]: the array itself when it already lies there (a 4096² job's input is not held
-    twice); a copy when it does not, or when it is read-only (the layers are computed in arrays we may own)."""
-    if array.min() >= 0 and array.max() <= 1 and array.flags.writeable:
+def _clipped(array: np.ndarray, low: float, high: float) -> np.ndarray:
+    """array (whose least and greatest values are low and high) clipped to [0, 1]: the array itself when it
+    already lies there (a 4096² job's input is not held twice); a copy when it does not, or when it is read-only
+    (the layers are computed in arrays we may own)."""
+    if low >= 0 and high <= 1 and array.flags.writeable:
         return array
     return np.clip(array, 0.0, 1.0)
 
