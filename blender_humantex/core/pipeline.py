@@ -314,30 +314,45 @@ class Pipeline:
 
 def to_arrays(tensor, pad: bool, dtype=np.float32) -> list[np.ndarray]:
     """A layer N×C×S×S (or N×S×S) -> one S×S×C (or S×S) array per texture, clamped to [0, 1]: float32, or uint8
-    (imageio.to_u8, which clamps too), made from the tensor in row blocks without a full-size float copy.
+    (imageio.to_u8's rounding, to_u8_layer), made from the tensor without a full-size float copy.
     The tensor is only read (it may be the caller's own partial texture).
 
     With `pad`, texels outside the UV charts take their nearest chart texel's colour (core.padding), so a
     renderer's filtering and mipmaps never pull black into the seams: in place, outside texels only, after
     the one copy into numpy's layout (where a texel's channels are one row).
     """
-    from .imageio import to_u8
     from .padding import outside_sources
 
     tensor = tensor.float()
-    if tensor.ndim == 4:
-        tensor = tensor.permute(0, 2, 3, 1)
-    arrays = []
-    for i in range(tensor.shape[0]):
-        layer = tensor[i].cpu().numpy()  # a view (of the permuted layout on a CPU)
-        if np.dtype(dtype) == np.uint8:
-            arrays.append(to_u8(layer))
-        else:
+    if tensor.ndim == 3:
+        tensor = tensor[:, None]
+    if np.dtype(dtype) == np.uint8:
+        arrays = [to_u8_layer(tensor[i]) for i in range(tensor.shape[0])]
+    else:
+        arrays = []
+        for i in range(tensor.shape[0]):
+            layer = tensor[i].permute(1, 2, 0).cpu().numpy()  # a view (of the permuted layout on a CPU)
             arrays.append(np.clip(layer, 0.0, 1.0, out=np.empty(layer.shape, np.float32)))
+    arrays = [a[..., 0] if a.shape[-1] == 1 else a for a in arrays]
     if pad:
-        outside, source = outside_sources(tensor.shape[1])
+        outside, source = outside_sources(tensor.shape[-1])
         for array in arrays:
             texels = array.reshape(len(array) ** 2, -1)  # a view; each texel's channels as one value, for speed
             texels = texels.view(np.dtype((np.void, texels.strides[0]))).reshape(-1)
             np.put(texels, outside, np.take(texels, source))
     return arrays
+
+
+def to_u8_layer(layer, rows: int = 64) -> np.ndarray:
+    """C×S×S float tensor -> S×S×C uint8, rounded as imageio.to_u8 (clip(x·255 + 0.5, 0, 255), truncated): in
+    torch, `rows` rows at a time in the planar layout (contiguous reads; about 1.5× faster than numpy on the
+    permuted view), each block written transposed into the result."""
+    import torch
+
+    c, h, w = layer.shape
+    out = np.empty((h, w, c), np.uint8)
+    target = torch.from_numpy(out)
+    for top in range(0, h, rows):
+        block = layer[:, top : top + rows].mul(255.0).add_(0.5).clamp_(0, 255).to(torch.uint8)
+        target[top : top + rows] = block.permute(1, 2, 0)
+    return out
