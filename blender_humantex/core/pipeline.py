@@ -91,7 +91,9 @@ def check_inputs(partial_texture, visibility, label: str = "") -> tuple[np.ndarr
     # Unseen texels are 0 by contract; enforce it so stray colour under vis=0 cannot leak in.
     partial = _clipped(partial, *ranges[0])
     unseen = vis < VISIBLE_EPS
-    if partial.max(axis=2)[unseen].any():
+    # partial ≥ 0 here, so its colour under the unseen texels sums to 0 only where it is all 0: one BLAS pass
+    # (a per-texel max over 3 channels is a slow short-axis reduce in numpy: 0.3 s at 2048²)
+    if np.dot(unseen.reshape(-1).astype(np.float32), partial.reshape(-1, 3)).any():
         partial = partial * ~unseen[..., None]
     return partial, vis
 
