@@ -16,9 +16,9 @@ import numpy as np
 LAYOUT_PADDING_MAX = 2048  # above this, the chart mask is the 2048² one upsampled (the layout build is slow)
 
 
-@lru_cache(maxsize=4)
 def chart_mask(size: int) -> np.ndarray:
-    """The SMPL UV chart mask at size² (bool)."""
+    """The SMPL UV chart mask at size² (bool). Not remembered: the tables made from it are (a 4096² mask is
+    16 MB that a warm worker would hold for nothing)."""
     from .uv_layout import get_layout
 
     if size <= LAYOUT_PADDING_MAX:

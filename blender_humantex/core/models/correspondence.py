@@ -326,7 +326,7 @@ def nearest_cells(out: int, r: int, device) -> torch.Tensor:
     return _nearest_cells(out, r).to(device)
 
 
-BLOCK_TEXELS = 1 << 20  # texels per block of rows the sparse passes work on (bounds their per-texel temporaries)
+BLOCK_TEXELS = 1 << 18  # texels per block of rows the sparse passes work on (bounds their per-texel temporaries)
 
 
 def fill_texels(texture, known, premultiplied, learned, slot_offset, slot_weight, rows, cols):

@@ -106,7 +106,7 @@ def sample_texture(partial_texture: torch.Tensor, visibility: torch.Tensor, samp
     return visibility * partial_texture + (1 - visibility) * colour
 
 
-SPARSE_BLOCK_TEXELS = 1 << 20  # texels per block of rows in sample_unseen (bounds its per-texel temporaries)
+SPARSE_BLOCK_TEXELS = 1 << 18  # texels per block of rows in sample_unseen (bounds its per-texel temporaries)
 
 
 def sample_unseen(texture, visibility, sampling_grid):
