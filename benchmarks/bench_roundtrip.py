@@ -12,6 +12,7 @@ tree's worker skips (or not) is skipped here too. Torch runs on one thread (OMP/
 torch.set_num_threads(1)); `cpu` is the child's CPU time (all its threads) for the job.
 
 --worker S times the real warm worker subprocess (worker/client.py of each tree) at S², interleaved.
+--cli-rss S...: the peak RSS of a real `humantex generate --size S` subprocess per tree (default 4096).
 --compare S...: every layer of both trees' outputs at S², as PNGs: the largest difference per channel.
 --cold-mapping: forget the unwrap's remembered IUV -> texel mappings before every job (a new photo each time).
 Prints figures only; this machine is shared and noisy, so read the ratios (same run, interleaved).
@@ -215,15 +216,37 @@ def bench(size: int, mode: str, repeats: int, roots: dict[str, Path], scratch: P
             print(f"    {layer:>10}: {text}")
 
 
+def cli_peak(size: int, roots: dict[str, Path], scratch: Path, repeats: int) -> None:
+    """Peak RSS of the real `humantex generate --size S` process (a cold CLI job: photo + IUV -> every layer
+    and the contact sheet), each tree's in turn: the memory a user's one-off 4096² job needs."""
+    example = REPO.joinpath(*EXAMPLE)
+    peaks = {name: [] for name in roots}
+    for i in range(repeats):
+        for name, root in roots.items() if i % 2 == 0 else reversed(roots.items()):
+            command = [sys.executable, "-c", "import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True);"
+                       " print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)",
+                       sys.executable, "-m", "blender_humantex", "generate", "--photo", str(example / "im.jpg"),
+                       "--iuv", str(example / "IUV.png"), "--inds", str(example / "INDS.png"), "--size", str(size),
+                       "--out", str(scratch / f"cli-{name}-{size}-{i}"), "--quiet"]
+            env = {**os.environ, **CHILD_ENV, "PYTHONPATH": str(root)}
+            done = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True, check=True)
+            peaks[name].append(int(done.stdout.split()[-1]) / 1024)
+    print(f"\n{size}² `humantex generate` subprocess, peak RSS (MiB, max of {repeats}): "
+          + ", ".join(f"{name} {max(v):.0f}" for name, v in peaks.items())
+          + f"; ratio {max(peaks['this']) / max(peaks['prev']):.2f}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--prev", required="--child" not in sys.argv, help="the previous release's tree")
-    parser.add_argument("--sizes", type=int, nargs="+", default=[256, 1024, 2048, 4096])
+    parser.add_argument("--sizes", type=int, nargs="*", default=[256, 1024, 2048, 4096])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--big-repeats", type=int, default=2, help="repeats at 4096²")
     parser.add_argument("--worker", type=int, nargs="*", default=[2048], help="sizes to time the worker at")
     parser.add_argument("--compare", type=int, nargs="*", default=[256, 1024, 2048])
     parser.add_argument("--cold-mapping", action="store_true", help="forget the unwrap's mappings before each job")
+    parser.add_argument("--cli-rss", type=int, nargs="*", default=[4096],
+                        help="sizes to measure the peak RSS of a real `humantex generate` subprocess at")
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--mode", default="job", help=argparse.SUPPRESS)
     parser.add_argument("--scratch", help=argparse.SUPPRESS)
@@ -238,6 +261,8 @@ def main() -> int:
         bench(size, "cold" if args.cold_mapping else "job", repeats, roots, scratch, size in args.compare)
     for size in args.worker:
         bench(size, "worker", args.repeats, roots, scratch, False)
+    for size in args.cli_rss:
+        cli_peak(size, roots, scratch, 2)
     return 0
 
 

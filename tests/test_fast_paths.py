@@ -49,8 +49,10 @@ def example_partial(size: int):
 
 
 def reference_prior(sampler, partial, visibility, offset):
-    """PriorSampler's forward as released: the first pass dense at full size (nearest-upsampled slot maps)."""
+    """PriorSampler's forward as released: the first pass dense at full size (nearest-upsampled slot maps), the
+    learned offset upsampled to the full size first (as SamplerNet did)."""
     n, _, h, w = partial.shape
+    offset = resize(offset, (h, w))
     base = identity_grid(n, h, w) + offset.permute(0, 2, 3, 1)
     texture, known, _ = sampler._fill_pass(partial, visibility, base)
     size = (min(h, correspondence.FILL_PASS_SIZE), min(w, correspondence.FILL_PASS_SIZE))
@@ -69,12 +71,21 @@ def reference_pca(pca, partial, visibility, size=None):
     return estimate if size is None else resize(estimate, size)
 
 
-def reference_to_arrays(tensor, pad):
+def reference_to_arrays(tensor, pad, dtype=np.float32):
+    """float32 layers as released; uint8 ones as the PNG writer made them from those (imageio.to_u8)."""
     tensor = tensor.float().clamp_(0, 1)
     if tensor.ndim == 4:
         tensor = tensor.permute(0, 2, 3, 1)
     arrays = [np.ascontiguousarray(a) for a in tensor.cpu().numpy()]
-    return [pad_charts(a) for a in arrays] if pad else arrays
+    arrays = [pad_charts(a) for a in arrays] if pad else arrays
+    return [imageio.to_u8(a) for a in arrays] if np.dtype(dtype) == np.uint8 else arrays
+
+
+def reference_resize_partial(partial, visibility, size):
+    """networks.resize_partial as released: colour and weight resized as one 4-channel tensor."""
+    weighted = torch.cat([resize(partial * visibility, size), resize(visibility, size)], dim=1)
+    weight = weighted[:, 3:]
+    return weighted[:, :3] / weight.clamp_min(networks.SAMPLE_WEIGHT_EPS) * (weight > networks.SAMPLE_WEIGHT_EPS), weight
 
 
 # ----------------------------------------------------------------------------- piece by piece
@@ -150,10 +161,67 @@ def test_layers_padded_after_the_copy_equal_pad_charts():
     g = torch.Generator().manual_seed(2)
     for tensor in (torch.rand(2, 3, 64, 64, generator=g) * 1.2 - 0.1, torch.rand(1, 64, 64, generator=g)):
         for pad in (True, False):
-            fast = pipeline_module.to_arrays(tensor.clone(), pad)
-            for a, b in zip(fast, reference_to_arrays(tensor.clone(), pad), strict=True):
-                np.testing.assert_array_equal(a, b)
+            for dtype in (np.float32, np.uint8):
+                before = tensor.clone()
+                fast = pipeline_module.to_arrays(tensor, pad, dtype=dtype)
+                torch.testing.assert_close(tensor, before, atol=0, rtol=0)  # only read (it may be the input)
+                for a, b in zip(fast, reference_to_arrays(tensor.clone(), pad, dtype), strict=True):
+                    assert a.dtype == dtype
+                    np.testing.assert_array_equal(a, b)
     assert not get_layout(64).chart_mask.all()  # there is an outside to pad
+
+
+def test_padding_table_equals_the_nearest_chart_texel_index():
+    from blender_humantex.core.padding import nearest_chart_texel, outside_sources
+
+    outside, source = outside_sources(200)
+    np.testing.assert_array_equal(outside, np.flatnonzero(~get_layout(200).chart_mask))
+    np.testing.assert_array_equal(source, nearest_chart_texel(200)[outside])
+    assert get_layout(200).chart_mask.reshape(-1)[source].all()
+
+
+@pytest.mark.parametrize("size", [96, 130])  # 130: a resize that does not divide
+def test_resize_partial_equals_the_four_channel_resize_and_owns_its_weight(size):
+    g = torch.Generator().manual_seed(4)
+    partial = torch.rand(2, 3, 113, 113, generator=g)
+    visibility = (torch.rand(2, 1, 113, 113, generator=g) * 1.6 - 0.3).clamp(0, 1)
+    reference = reference_resize_partial(partial, visibility, (size, size))
+    with torch.inference_mode():
+        fast = resize_partial(partial, visibility, (size, size))
+    for a, b in zip(fast, reference, strict=True):
+        torch.testing.assert_close(a, b, atol=0, rtol=0)
+    assert fast[1].untyped_storage().nbytes() == fast[1].numel() * 4  # not a view of a 4-channel buffer
+
+
+def test_sparse_passes_in_blocks_of_rows_equal_one_block(shipped, monkeypatch):
+    sampler = shipped._models["sampler"].prior
+    partial, visibility = example_partial(256)
+    grid = identity_grid(1, 256, 256) + torch.randn(1, 256, 256, 2, generator=torch.Generator().manual_seed(5)) * 0.05
+    with torch.inference_mode():
+        whole = sampler(partial, visibility), networks.sample_unseen(partial, visibility, grid)
+        monkeypatch.setattr(correspondence, "BLOCK_TEXELS", 1000)  # 3 rows a block
+        monkeypatch.setattr(networks, "SPARSE_BLOCK_TEXELS", 1000)
+        blocks = sampler(partial, visibility), networks.sample_unseen(partial, visibility, grid)
+    for a, b in zip((*whole[0], whole[1]), (*blocks[0], blocks[1]), strict=True):
+        torch.testing.assert_close(a, b, atol=0, rtol=0)
+
+
+def test_check_inputs_returns_valid_inputs_themselves_and_never_writes_them():
+    from blender_humantex.core.pipeline import check_inputs
+
+    g = np.random.default_rng(6)
+    visibility = (g.random((64, 64)) > 0.5).astype(np.float32)
+    partial = g.random((64, 64, 3)).astype(np.float32) * visibility[..., None]
+    out_partial, out_visibility = check_inputs(partial, visibility)
+    assert out_partial is partial and out_visibility is visibility  # already the contract: no copy
+    dirty = partial + 0.5  # colour under unseen texels and values above 1
+    kept = dirty.copy()
+    cleaned, _ = check_inputs(dirty, visibility)
+    np.testing.assert_array_equal(dirty, kept)
+    np.testing.assert_array_equal(cleaned, np.clip(dirty, 0, 1) * (visibility[..., None] > 0))
+    frozen = partial.copy()
+    frozen.flags.writeable = False
+    assert check_inputs(frozen, visibility)[0] is not frozen  # read-only: the layers get an array of their own
 
 
 def test_png_encoder_round_trips_and_to_u8_rounds_as_before():
@@ -215,3 +283,12 @@ def test_every_layer_equals_the_previous_code_within_one_step(shipped, size, mon
         steps = np.abs(imageio.to_u8(layer).astype(int) - imageio.to_u8(getattr(reference, name)))
         assert steps.max() <= 1, name
         assert (steps > 0).mean() < 1e-3, name
+
+
+def test_uint8_layers_are_the_float_layers_as_the_pngs_round_them(shipped):
+    texture = unwrap_files(EXAMPLE / "im.jpg", EXAMPLE / "IUV.png", inds_path=EXAMPLE / "INDS.png", size=256)
+    (as_float,), _ = shipped.run([texture.partial], [texture.visibility], size=256)
+    (as_u8,), _ = shipped.run([texture.partial], [texture.visibility], size=256, dtype=np.uint8)
+    for name, layer in as_u8.as_dict().items():
+        assert layer.dtype == np.uint8, name
+        np.testing.assert_array_equal(layer, imageio.to_u8(getattr(as_float, name)), err_msg=name)

@@ -102,6 +102,12 @@ def generate(pipeline: Pipeline, request: GenerateRequest, *, progress=None, opt
                               extra_meta=texture.job_meta, photo=photo_u8)
 
 
+def visible_fraction(visibility: np.ndarray) -> float:
+    """The fraction of texels seen (visibility > VISIBLE_EPS; a uint8 mask: ≥ 1, as to_u8 rounds 0.5/255 up)."""
+    seen = visibility > 0 if visibility.dtype == np.uint8 else visibility > VISIBLE_EPS
+    return float(np.count_nonzero(seen) / seen.size)
+
+
 class _Job:
     """What every entry point shares: the checks, the load stage, the stage clock and the write."""
 
@@ -129,8 +135,9 @@ class _Job:
 
     def complete_and_write(self, partial_texture, visibility, *, inputs: dict, extra_meta=None, photo=None) -> dict:
         """Run the networks (stages sample, refine), then write every file (stage write)."""
+        # uint8 layers: the PNGs' own values (the same bytes), a quarter of the memory of float32 ones
         results, run_timings = self.pipeline.run(
-            [partial_texture], [visibility], size=self.size, method=self.method, progress=self.report
+            [partial_texture], [visibility], size=self.size, method=self.method, progress=self.report, dtype=np.uint8
         )
         self.timings.update(run_timings)
         how = {"method": self.method, "device": self.pipeline.device, "uv_layout": LAYOUT_ID,
@@ -158,7 +165,7 @@ class _Job:
             "size": layers.final.shape[0],
             "input_size": int(np.asarray(partial_texture).shape[0]),
             "inputs": {k: str(Path(v).resolve()) for k, v in inputs.items() if v is not None},
-            "visible_fraction": float((layers.visibility > VISIBLE_EPS).mean()),
+            "visible_fraction": visible_fraction(layers.visibility),
             **({} if self.coverage is None else {"coverage": round(self.coverage, 6)}),
             **meta,
         }

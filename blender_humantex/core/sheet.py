@@ -21,6 +21,8 @@ def _panel(image: np.ndarray, height: int):
     if image.shape[0] > 3 * height:  # shrink a big layer by area first (a 2048² layer in ms), Lanczos finishes
         import cv2
 
+        if image.dtype == np.uint8:  # (the job's layers) area-average in float: one rounding, as from float layers
+            image = image.astype(np.float32) * np.float32(1 / 255)
         image = cv2.resize(image, (round(image.shape[1] * 3 * height / image.shape[0]), 3 * height),
                            interpolation=cv2.INTER_AREA)
     u8 = to_u8(image) if image.dtype != np.uint8 else image

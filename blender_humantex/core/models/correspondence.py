@@ -326,13 +326,17 @@ def nearest_cells(out: int, r: int, device) -> torch.Tensor:
     return _nearest_cells(out, r).to(device)
 
 
+BLOCK_TEXELS = 1 << 18  # texels per block of rows the sparse passes work on (bounds their per-texel temporaries)
+
+
 def fill_texels(texture, known, premultiplied, learned, slot_offset, slot_weight, rows, cols):
     """One texture's first pass, in place: each unseen texel t of a cell c with seen sources becomes
     Σ_j w_cj · premultiplied(t + learned(t) + offset_cj) (bilinear) divided by its sampled visibility.
 
     texture 3×h×w, known 1×h×w (written), premultiplied 1×4×h×w, learned 2×h'×w' or None, slot_offset r²×S×2,
-    slot_weight r²×S, rows/cols: each texel's cell row/column. Texels are ordered by how many slots their cell
-    uses, so slot j is sampled on a prefix of them (no per-slot index lists, no scatter).
+    slot_weight r²×S, rows/cols: each texel's cell row/column. Done in blocks of rows (BLOCK_TEXELS): every
+    texel's result is its own (premultiplied is not written), so blocks only bound the temporaries (~0.6 GB
+    less at 4096²).
     """
     _, h, w = texture.shape
     r = int(round(slot_weight.shape[0] ** 0.5))
@@ -340,15 +344,26 @@ def fill_texels(texture, known, premultiplied, learned, slot_offset, slot_weight
     rank = torch.arange(1, slots + 1, device=slot_weight.device)
     count = ((slot_weight > 0) * rank).amax(-1).to(torch.uint8)  # r²: slots up to the last one with a weight
     per_texel = count.view(r, r)[rows][:, cols] * (known[0] < 1)  # h×w: 0 where the pass changes nothing
-    yx = per_texel.nonzero()  # M×2 (row, column)
-    if yx.shape[0] == 0:
-        return
+    block = max(1, BLOCK_TEXELS // w)
+    for top in range(0, h, block):
+        yx = per_texel[top : top + block].nonzero()  # M×2 (row from `top`, column)
+        if yx.shape[0]:
+            yx[:, 0] += top
+            _fill_block(texture, known, premultiplied, learned, slot_offset, slot_weight, rows, cols,
+                        yx, per_texel[yx[:, 0], yx[:, 1]])
+
+
+def _fill_block(texture, known, premultiplied, learned, slot_offset, slot_weight, rows, cols, yx, uses_of):
+    """fill_texels at the texels yx (M×2 row, column), each using its cell's first uses_of (M) slots."""
+    _, h, w = texture.shape
+    r = int(round(slot_weight.shape[0] ** 0.5))
+    slots = slot_weight.shape[1]
     # texels grouped by their slot count, most first: slot j is then sampled on a prefix of them
-    uses_of = per_texel[yx[:, 0], yx[:, 1]]  # M
     groups = [(uses_of == c).nonzero().squeeze(1) for c in range(slots, 0, -1)]
     yx = yx[torch.cat(groups)]
     cell = rows[yx[:, 0]] * r + cols[yx[:, 1]]  # M
     uses = torch.tensor([len(g) for g in groups]).cumsum(0).flip(0)  # uses[j]: texels with count > j
+    del groups
     point = texel_points(yx, h, w, learned)  # M×2 normalised (x, y)
     acc = torch.zeros(4, yx.shape[0], dtype=premultiplied.dtype, device=premultiplied.device)
     for j in range(slots):

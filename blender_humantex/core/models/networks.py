@@ -73,11 +73,13 @@ def resize_partial(
     """
     if tuple(partial_texture.shape[-2:]) == tuple(size):
         return partial_texture, visibility
-    # (each channel resized alone: no full-size concatenation)
-    weighted = torch.cat([resize(partial_texture * visibility, size), resize(visibility, size)], dim=1)
-    weight = weighted[:, 3:]
+    # colour and weight resized apart (per channel, so the same values as resizing them together): the
+    # returned weight is then its own tensor, not a view keeping a 4-channel buffer alive (192 MB at 4096²)
+    colour, weight = resize(partial_texture * visibility, size), resize(visibility, size)
     seen = weight > SAMPLE_WEIGHT_EPS
-    return weighted[:, :3] / weight.clamp_min(SAMPLE_WEIGHT_EPS) * seen, weight
+    if torch.is_grad_enabled():
+        return colour / weight.clamp_min(SAMPLE_WEIGHT_EPS) * seen, weight
+    return colour.div_(weight.clamp_min(SAMPLE_WEIGHT_EPS)).mul_(seen), weight  # inference: in place, same values
 
 
 def sample_texture(partial_texture: torch.Tensor, visibility: torch.Tensor, sampling_grid: torch.Tensor):
@@ -104,29 +106,56 @@ def sample_texture(partial_texture: torch.Tensor, visibility: torch.Tensor, samp
     return visibility * partial_texture + (1 - visibility) * colour
 
 
+SPARSE_BLOCK_TEXELS = 1 << 18  # texels per block of rows in sample_unseen (bounds its per-texel temporaries)
+
+
 def sample_unseen(texture, visibility, sampling_grid):
     """networks.sample_texture at inference: a new tensor equal to texture where visibility is 1, and computed
-    (the same arithmetic) only where it is below 1.
+    (the same arithmetic) only where it is below 1, in blocks of rows (SPARSE_BLOCK_TEXELS): each texel's result
+    is its own, so blocks change nothing but the size of the per-texel temporaries. The results are gathered
+    first and written into the copy of `texture` after the premultiplied buffer is freed, so the two full-size
+    buffers are never held together (~0.1 GB less at 4096²).
 
     texture N×3×H×W, visibility N×1×H×W, sampling_grid N×H×W×2 -> N×3×H×W.
     """
-    _, _, h, w = texture.shape
-    out = texture.to(sampling_grid.dtype).clone(memory_format=torch.contiguous_format)
-    for i in range(texture.shape[0]):
-        yx = (visibility[i, 0] < 1).nonzero()  # M×2
+    n, _, h, w = texture.shape
+    texture = texture.to(sampling_grid.dtype)
+    rows = max(1, SPARSE_BLOCK_TEXELS // w)
+    results = [_sample_unseen_texels(texture[i], visibility[i], sampling_grid[i], rows) for i in range(n)]
+    out = texture.clone(memory_format=torch.contiguous_format)
+    for i, (where, value) in enumerate(results):
+        out[i].view(3, -1).index_copy_(1, where, value)
+    return out
+
+
+def _sample_unseen_texels(texture, visibility, sampling_grid, rows: int):
+    """One texture of sample_unseen: (flat indices M of its texels with visibility < 1, their values 3×M)."""
+    _, h, w = texture.shape
+    unseen = visibility[0] < 1
+    m = int(unseen.sum())
+    where_all = torch.empty(m, dtype=torch.int64, device=texture.device)
+    value_all = torch.empty(3, m, dtype=texture.dtype, device=texture.device)
+    if m == 0:
+        return where_all, value_all
+    premultiplied = premultiply_channels_last(texture, visibility.to(texture.dtype))
+    flat, flat_visibility = texture.reshape(3, -1), visibility.reshape(-1)
+    done = 0
+    for top in range(0, h, rows):
+        yx = unseen[top : top + rows].nonzero()  # M×2, rows from `top`
         if yx.shape[0] == 0:
             continue
-        premultiplied = premultiply_channels_last(out[i], visibility[i].to(out.dtype))
-        grid = sampling_grid[i][yx[:, 0], yx[:, 1]]  # M×2 (no copy of the whole grid, whatever its strides)
+        grid = sampling_grid[yx[:, 0] + top, yx[:, 1]]  # M×2 (no copy of the whole grid, whatever its strides)
         sampled = F.grid_sample(premultiplied, grid.view(1, 1, -1, 2), mode="bilinear", padding_mode="zeros",
                                 align_corners=False)[0, :, 0]  # 4×M
         weight = sampled[3]
         colour = sampled[:3] / weight.clamp_min(SAMPLE_WEIGHT_EPS) * (weight > SAMPLE_WEIGHT_EPS)
-        where = yx[:, 0] * w + yx[:, 1]
-        flat = out[i].view(3, -1)
-        seen = visibility[i].reshape(-1).to(out.dtype).index_select(0, where)
-        flat.index_copy_(1, where, seen * flat.index_select(1, where) + (1 - seen) * colour)
-    return out
+        where = (yx[:, 0] + top) * w + yx[:, 1]
+        seen = flat_visibility.index_select(0, where).to(texture.dtype)
+        block = slice(done, done + len(where))
+        where_all[block] = where
+        value_all[:, block] = seen * flat.index_select(1, where) + (1 - seen) * colour
+        done += len(where)
+    return where_all, value_all
 
 
 def premultiply_channels_last(texture, visibility):
@@ -318,9 +347,12 @@ class SamplerNet(_TextureNet):
 
     def forward(self, partial_texture: torch.Tensor, visibility: torch.Tensor) -> SamplerOutput:
         n, _, h, w = partial_texture.shape
-        offset = resize(self.predict_offset(partial_texture, visibility), (h, w))  # N×2×H×W
+        offset = self.predict_offset(partial_texture, visibility)  # N×2×s×s
         if self.config.grid_prior == "correspondence":
+            # the prior reads the small offset where it samples (its bilinear upsampling, at those texels only):
+            # no N×2×H×W copy (128 MiB at 4096²)
             return self.sample_with_prior(partial_texture.float(), visibility.float(), offset)
+        offset = resize(offset, (h, w))  # N×2×H×W
         if self.config.grid_prior == "seen":
             # Learn corrections to "mirror partner, else nearest seen texel of the part" (grid_prior.py).
             offset = offset + resize(seen_source_offset(visibility), (h, w))
