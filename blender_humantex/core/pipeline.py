@@ -28,19 +28,13 @@ from .device import resolve_device
 from .errors import HumantexError, InputError, WeightsError
 from .files import DEFAULT_WEIGHTS_DIR
 from .layers import LAYER_NAMES
-from .request import MAX_SIZE, METHODS, MIN_SIZE, check_size
+from .request import MAX_SIZE, METHODS, MIN_SIZE, check_method, check_size
 
 WEIGHT_FILES = {"sampler": "sampler.safetensors", "refiner": "refiner.safetensors", "lazova": "lazova.safetensors"}
 PADDED_LAYERS = ("final", "mask", "sample", "refine")
 BATCH_CHUNK = 4  # textures per forward pass in complete_batch; bounds memory at large sizes
 # A visibility value this small is "unseen": PNG masks are 8-bit, so anything under half a step.
 VISIBLE_EPS = 0.5 / 255
-
-
-def check_method(method) -> str:
-    if method not in METHODS:
-        raise InputError(f"unknown method {method!r}: use one of {', '.join(METHODS)}", kind="bad_method")
-    return method
 
 
 def check_inputs(partial_texture, visibility, label: str = "") -> tuple[np.ndarray, np.ndarray]:

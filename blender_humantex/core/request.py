@@ -53,6 +53,14 @@ def check_size(size, what: str = "texture size", low: int = MIN_SIZE, high: int 
     return int(size)
 
 
+def check_method(method, request_id=None) -> str:
+    """`method` if it names one of METHODS, else RequestError(kind="bad_method"). The one method check."""
+    if method not in METHODS:
+        raise RequestError(f"unknown method {method!r}: use one of {', '.join(METHODS)}", kind="bad_method",
+                           request_id=request_id)
+    return method
+
+
 @dataclass(frozen=True)
 class Source:
     """One input source: which request fields make it up, and the reader that turns them into a PartialTexture."""
@@ -203,9 +211,8 @@ class GenerateRequest:
                 kind="missing_field",
                 request_id=request_id,
             )
-        if self.method is not None and self.method not in METHODS:
-            raise RequestError(f"unknown method {self.method!r}: use one of {', '.join(METHODS)}", kind="bad_method",
-                               request_id=request_id)
+        if self.method is not None:
+            check_method(self.method, request_id)
         if self.size is not None:
             try:
                 check_size(self.size, what="output size")
