@@ -239,10 +239,12 @@ class RealTextureDataset:
         return item
 
 
-def validation_eval_set(size: int = 256, data_dir=None) -> list[dict]:
+def validation_eval_set(size: int = 256, data_dir=None, photometric: bool = False) -> list[dict]:
     """The validation split (core.data.textures, 14 textures), each with three fixed masks: two real
     DensePose masks that are not the dev protocol's (the second mirrored), and one synthetic side,
-    back or three-quarter view with DensePose-like misalignment. The only set anything is tuned on."""
+    back or three-quarter view with DensePose-like misalignment. The only set anything is tuned on.
+    `photometric`: every partial made to look like a real photo's unwrap (photometric.augment, every
+    case augmented, seeded by its index), the target with the same camera colour: robustness."""
     from .textures import load_textures
     from .visibility import flip_visibility, misalign, synthetic_visibility, training_real_masks
 
@@ -260,4 +262,15 @@ def validation_eval_set(size: int = 256, data_dir=None) -> list[dict]:
         for label, visibility in (("real", first), ("real-mirrored", second), (f"view{view:+.0f}", third)):
             samples.append({"name": f"{name}__{label}", "target": target, "partial": target * visibility[..., None],
                             "visibility": visibility, "mask_name": label})
+    if photometric:
+        from .photometric import PhotometricConfig, augment
+
+        always = PhotometricConfig(p_any=1.0)
+        for i, sample in enumerate(samples):
+            sample["target"], sample["partial"] = augment(np.random.default_rng([PHOTOMETRIC_VALIDATION_SEED, i]),
+                                                          sample["target"], sample["visibility"], always)
+            sample["name"] += "__photometric"
     return samples
+
+
+PHOTOMETRIC_VALIDATION_SEED = 77

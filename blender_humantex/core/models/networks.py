@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import ModelConfig
-from .grid_prior import seen_source_offset
+from .grid_prior import seen_source_offset, smooth_fill
 
 # Below this sampled visibility weight a grid position fell on unobserved texels only: its colour is
 # unknown and is left at 0 (the refiner fills it) rather than divided into noise.
@@ -297,9 +297,12 @@ class SamplerNet(_TextureNet):
             raise RuntimeError("this sampler needs its correspondence prior: call attach_prior() first")
         n, _, h, w = partial_texture.shape
         texture, reached = self.prior(partial_texture, visibility, offset)  # N×3×H×W, N×1×H×W
-        fallback = resize(seen_source_offset(reached), (h, w))  # N×2×H×W, 0 where reached
-        sampling_grid = fallback.permute(0, 2, 3, 1) + identity_grid(n, h, w, offset.device)  # N×H×W×2
-        return SamplerOutput(sample_texture(texture, reached, sampling_grid), sampling_grid)
+        if self.config.prior_fill == "nearest":  # (the shipped sampler's setting until step 7)
+            fallback = resize(seen_source_offset(reached), (h, w))  # N×2×H×W, 0 where reached
+            sampling_grid = fallback.permute(0, 2, 3, 1) + identity_grid(n, h, w, offset.device)  # N×H×W×2
+            return SamplerOutput(sample_texture(texture, reached, sampling_grid), sampling_grid)
+        # what the prior did not reach: a smooth push-pull of its part's known colours (grid_prior.smooth_fill)
+        return SamplerOutput(smooth_fill(texture, reached), identity_grid(n, h, w, offset.device) + offset.permute(0, 2, 3, 1))
 
 
 class RefinerNet(_TextureNet):
