@@ -101,6 +101,24 @@ def sample_texture(partial_texture: torch.Tensor, visibility: torch.Tensor, samp
     return visibility * partial_texture + (1 - visibility) * colour
 
 
+# Above the refiner's net_size its T_refine is an upsampled, smooth layer: at 512² and more it blurs what
+# T_sample's sampling from the full-resolution photo did resolve (weave, folds, print edges). T_refine gets
+# T_sample's detail finer than net_size back: its high-pass, clipped to ±DETAIL_CLAMP, so that fine grain
+# comes back but not the strong edges of a print the prior placed wrongly. Validation at 512² (MODEL_CARD,
+# step 7): no detail 0.2178 / 22.02 / 0.7938, unclipped 0.1976 / 21.85 / 0.7797, ±0.03 0.1948 / 21.98 /
+# 0.7839, ±0.015 0.1976 / 22.00 / 0.7871 (LPIPS / PSNR / SSIM).
+DETAIL_CLAMP = 0.015
+
+
+def fine_detail(texture: torch.Tensor, coarse: tuple[int, int]) -> torch.Tensor:
+    """texture N×C×H×W -> its detail finer than `coarse` (texture − texture at coarse, upsampled back),
+    clipped to ±DETAIL_CLAMP; 0 when H×W is not larger than coarse (so training at net_size never sees it)."""
+    full = tuple(texture.shape[-2:])
+    if full[0] <= coarse[0] and full[1] <= coarse[1]:
+        return torch.zeros_like(texture)
+    return (texture - resize(resize(texture, tuple(coarse)), full)).clamp(-DETAIL_CLAMP, DETAIL_CLAMP)
+
+
 def make_norm(norm: str, channels: int) -> nn.Module:
     if norm == "instance":
         return nn.InstanceNorm2d(channels, affine=False)
@@ -368,6 +386,7 @@ class RefinerNet(_TextureNet):
         full = t_sample.shape[-2:]
         if self.config.pca_input:
             t_refine = resize((small_pca + raw[:, :3]).clamp(0, 1), full)  # residual over the PCA estimate
+            t_refine = (t_refine + fine_detail(t_sample, raw.shape[-2:])).clamp(0, 1)
             blend_mask = visibility + (1 - visibility) * resize(torch.sigmoid(raw[:, 3:]), full)
         else:
             t_refine = resize(torch.sigmoid(raw[:, :3]), full)
