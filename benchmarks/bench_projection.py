@@ -23,7 +23,9 @@ import time
 import cv2
 import numpy as np
 
-from blender_humantex.core.projection import camera_from_dict, project, uv_sphere
+from blender_humantex.core.sources.cameras import camera_from_dict
+from blender_humantex.core.sources.meshes import uv_sphere
+from blender_humantex.core.sources.projection import project
 
 
 def scene(shape: str, photo_px: int):

@@ -18,7 +18,7 @@ import numpy as np
 
 from blender_humantex.core import uv_layout
 from blender_humantex.core.imageio import read_raw_u8, read_rgb
-from blender_humantex.core.unwrap import iuv_channels, unwrap, visibility_from_iuv
+from blender_humantex.core.sources.iuv import iuv_channels, unwrap, visibility_from_iuv
 
 SAMPLE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "densepose_samples" / "smplitex_example"
 NAME = "MEN-Jackets_Vests-id_00003336-09_1_front"

@@ -1,9 +1,10 @@
 """blender_humantex: one photo of a person -> a complete SMPL-UV texture.
 
-Three rooms, kept apart:
-  core/    numpy/torch, no bpy  (UV layout, unwrap, models, pipeline, training, evaluation, CLI)
+Rooms, kept apart:
+  core/    numpy/torch, no bpy  (the request and its sources, UV layout, models, pipeline, training, evaluation)
   worker/  the process boundary (server needs torch; client needs neither torch nor bpy)
   addon/   bpy only (preferences, panel, operators, materials, batch)
+  cli/     the `humantex` command line (imports core and the worker; nothing imports it)
 
 This file imports neither bpy nor torch, so `import blender_humantex` works in Blender's
 Python, in the worker's Python, and in a plain interpreter. Blender calls register()/unregister().

@@ -1,5 +1,5 @@
 import sys
 
-from blender_humantex.core.cli import main
+from blender_humantex.cli import main
 
 sys.exit(main())

@@ -29,6 +29,14 @@ def samples(shared_data) -> Path:
 
 
 @pytest.fixture(scope="session")
+def random_weights(tmp_path_factory) -> Path:
+    """RANDOM-weight sampler / refiner / lazova files in small configs (helpers.write_random_weights)."""
+    from helpers import write_random_weights
+
+    return write_random_weights(tmp_path_factory.mktemp("weights"))
+
+
+@pytest.fixture(scope="session")
 def repo() -> Path:
     return REPO
 

@@ -64,26 +64,14 @@ def extension(extension_zip):
     addon_utils.disable(EXT)
 
 
-RANDOM_WEIGHTS_SCRIPT = """
-import sys
-from pathlib import Path
-from blender_humantex.core.models import ModelConfig, RefinerNet, SamplerNet, save_model
-folder = Path(sys.argv[1])
-for net, config in (
-    (SamplerNet, ModelConfig(kind="sampler", ngf=8, n_down=2, n_res=1, net_size=64)),
-    (RefinerNet, ModelConfig(kind="refiner", ngf=8, n_down=2, n_res=1, net_size=64)),
-):
-    save_model(net(config), folder / (config.kind + ".safetensors"), data="random init (test)", command="tests/test_addon.py")
-"""
-
-
 @pytest.fixture(scope="module")
 def random_weights(tmp_path_factory) -> Path:
     # RANDOM weights, made here (see the module docstring): tiny networks so CPU jobs stay fast.
     # Made by the worker's Python, since the Python running Blender need not have torch.
     folder = tmp_path_factory.mktemp("weights")
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.run([WORKER_PYTHON, "-c", RANDOM_WEIGHTS_SCRIPT, str(folder)], capture_output=True, text=True, env=env, timeout=120)
+    proc = subprocess.run([WORKER_PYTHON, str(REPO / "tests" / "helpers.py"), str(folder), "sampler", "refiner"],
+                          capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert sorted(p.name for p in folder.iterdir()) == ["refiner.safetensors", "sampler.safetensors"]
     return folder
@@ -450,7 +438,7 @@ def test_bad_inputs_give_one_line_errors(extension, prefs, pr99, tmp_path, setup
     elif setup == "no_uv":
         obj.data.uv_layers.remove(obj.data.uv_layers[0])
     elif setup == "camera_source":
-        props.source = "CAMERA"
+        props.source = "projection"
     elif setup == "bad_iuv":
         (tmp_path / "not_an_image.png").write_text("this is not a PNG")
         props.iuv = str(tmp_path / "not_an_image.png")  # reaches the worker, which refuses it
@@ -518,7 +506,7 @@ def test_camera_projection_source_generates_through_the_worker(extension, prefs,
     obj = new_scene_with_camera_and_smpl_sheet(smpl_corner_uvs)
     bpy.ops.wm.save_as_mainfile(filepath=str(tmp_path / "camera.blend"))
     props = bpy.context.scene.humantex
-    props.source = "CAMERA"
+    props.source = "projection"
     props.photo = str(pr99["photo"])
     props.size = SIZE
     assert bpy.ops.humantex.photo_to_camera() == {"FINISHED"}
@@ -545,10 +533,10 @@ def test_camera_projection_on_a_non_smpl_uv_map_fills_classically(extension, pre
     cam.location = (0.3, 0.0, 2.5)
     bpy.context.scene.camera = cam
     props = bpy.context.scene.humantex
-    props.source = "CAMERA"
+    props.source = "projection"
     props.photo = str(pr99["photo"])
     props.size = SIZE
-    assert "filled classically" in extension.addon.operators.topology_warning(obj, "CAMERA")
+    assert "filled classically" in extension.addon.operators.topology_warning(obj, "projection")
     assert bpy.ops.humantex.generate("EXEC_DEFAULT") == {"FINISHED"}
     assert "filled classically" in props.message
     material = obj.material_slots[0].material
@@ -561,7 +549,7 @@ def test_camera_projection_on_a_non_smpl_uv_map_fills_classically(extension, pre
 def test_camera_projection_bad_scene_is_one_line(extension, prefs, pr99, setup, message):
     obj = new_scene_with_mesh("Lonely")
     props = bpy.context.scene.humantex
-    props.source = "CAMERA"
+    props.source = "projection"
     props.photo = str(pr99["photo"])
     props.size = SIZE
     if setup == "looking_away":
@@ -687,13 +675,13 @@ def test_batch_unsavable_save_as_is_one_line(tmp_path):
 
 
 def test_headless_batch_camera_job(extension, prefs, pr99, smpl_corner_uvs, random_weights, tmp_path):
-    """A batch job with "source": "camera" projects through the scene camera, like the panel."""
+    """A batch job with "source": "projection" (or its old spelling "camera") projects through the scene camera, like the panel."""
     new_scene_with_camera_and_smpl_sheet(smpl_corner_uvs, name="Sheet")
     blend = tmp_path / "camera_batch.blend"
     bpy.ops.wm.save_as_mainfile(filepath=str(blend))
     manifest = tmp_path / "jobs.json"
     manifest.write_text(json.dumps({"jobs": [
-        {"object": "Sheet", "source": "camera", "photo": str(pr99["photo"]), "size": 256},
+        {"object": "Sheet", "source": "projection", "photo": str(pr99["photo"]), "size": 256},
         {"object": "Sheet", "source": "camera", "photo": str(pr99["photo"]), "iuv": str(pr99["iuv"])},
     ]}))  # fmt: skip
     command = [

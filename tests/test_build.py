@@ -95,7 +95,8 @@ def test_zip_layout(built):
     out, _ = built
     names = zipfile.ZipFile(next(out.glob("*.zip"))).namelist()
     for required in ("blender_manifest.toml", "__init__.py", "addon/__init__.py", "addon/materials.py",
-                     "worker/client.py", "worker/protocol.py", "worker/requirements.txt", "batch.py", "core/errors.py"):  # fmt: skip
+                     "worker/client.py", "worker/protocol.py", "worker/requirements.txt", "batch.py", "core/errors.py",
+                     "core/request.py"):  # fmt: skip
         assert required in names, required
     assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
     assert not [n for n in names if n.startswith("tests/") or n.startswith(".venv")]

@@ -18,27 +18,12 @@ import time
 
 import numpy as np
 import pytest
+from helpers import assert_one_line_error, humantex
 from PIL import Image
 
 PR99 = ("densepose_pr99/im.jpg", "densepose_pr99/IUV.png", "densepose_pr99/INDS.png")
 LAYER_PNGS = ("final.png", "mask.png", "sample.png", "refine.png", "partial.png", "visibility.png", "sheet.png")
 
-
-def humantex(*args, timeout=300):
-    env = {k: v for k, v in os.environ.items() if k != "HUMANTEX_DEBUG"}
-    env["OMP_NUM_THREADS"] = "1"
-    return subprocess.run([sys.executable, "-m", "blender_humantex", *map(str, args)],
-                          capture_output=True, text=True, timeout=timeout, env=env)
-
-
-def assert_one_line_error(result, *fragments):
-    assert result.returncode == 2, (result.returncode, result.stderr)
-    assert "Traceback" not in result.stderr and "Error:" not in result.stderr.replace("humantex: error:", "")
-    errors = [line for line in result.stderr.splitlines() if line.startswith("humantex: error:")]
-    assert len(errors) == 1, result.stderr
-    for fragment in fragments:
-        assert fragment in errors[0], errors[0]
-    return errors[0]
 
 
 @pytest.fixture()

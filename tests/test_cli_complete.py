@@ -8,43 +8,21 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 
 import numpy as np
 import pytest
+from helpers import assert_one_line_error, humantex
 from PIL import Image
-from test_pipeline import write_random_weights  # same random-weight files as the pipeline tests
 
-from blender_humantex.core.cli import main
+from blender_humantex.cli import main
 from blender_humantex.core.imageio import read_rgb, write_png
 
 
-def humantex(*args, timeout=180):
-    """A real `python -m blender_humantex ...` process."""
-    return subprocess.run(
-        [sys.executable, "-m", "blender_humantex", *map(str, args)], capture_output=True, text=True, timeout=timeout
-    )
-
-
 def humantex_in_process(capsys, *args):
-    """The same CLI entry point (core.cli.main) called in this process: saves a torch import per case."""
+    """The same CLI entry point (cli.main) called in this process: saves a torch import per case."""
     returncode = main([str(a) for a in args])
     captured = capsys.readouterr()
     return subprocess.CompletedProcess(args, returncode, captured.out, captured.err)
-
-
-def assert_one_line_error(result, *fragments):
-    assert result.returncode == 2, result.stderr
-    assert "Traceback" not in result.stderr
-    lines = [line for line in result.stderr.splitlines() if line.startswith("humantex: error:")]
-    assert len(lines) == 1, result.stderr
-    for fragment in fragments:
-        assert fragment in lines[0]
-
-
-@pytest.fixture(scope="module")
-def weights_dir(tmp_path_factory):
-    return write_random_weights(tmp_path_factory.mktemp("weights"))
 
 
 @pytest.fixture(scope="module")
@@ -62,10 +40,10 @@ def inputs(tmp_path_factory, samples):
     return folder
 
 
-def test_complete_writes_the_contract_files(weights_dir, inputs, tmp_path):
+def test_complete_writes_the_contract_files(random_weights, inputs, tmp_path):
     out = tmp_path / "out"
     result = humantex("complete", "--partial", inputs / "partial.png", "--visibility", inputs / "visibility.png",
-                      "--size", 128, "--weights", weights_dir, "--device", "cpu", "--out", out, "--quiet")
+                      "--size", 128, "--weights", random_weights, "--device", "cpu", "--out", out, "--quiet")
     assert result.returncode == 0, result.stderr
     assert "wrote 8 files" in result.stdout
     names = {"final", "mask", "sample", "refine", "partial", "visibility"}
@@ -77,9 +55,9 @@ def test_complete_writes_the_contract_files(weights_dir, inputs, tmp_path):
     assert meta["method"] == "full" and meta["weights"]["refiner"]["id"]
 
 
-def test_complete_lazova_default_size(weights_dir, inputs, tmp_path, capsys):
+def test_complete_lazova_default_size(random_weights, inputs, tmp_path, capsys):
     result = humantex_in_process(capsys, "complete", "--partial", inputs / "partial.png", "--visibility", inputs / "visibility.png",
-                      "--method", "lazova", "--weights", weights_dir, "--out", tmp_path)
+                      "--method", "lazova", "--weights", random_weights, "--out", tmp_path)
     assert result.returncode == 0, result.stderr
     assert "[humantex] write 100%" in result.stderr  # progress lines on stderr when not quiet
     with Image.open(tmp_path / "final.png") as img:
@@ -87,19 +65,19 @@ def test_complete_lazova_default_size(weights_dir, inputs, tmp_path, capsys):
     assert json.loads((tmp_path / "meta.json").read_text())["method"] == "lazova"
 
 
-def test_generate_from_a_real_photo(weights_dir, samples, tmp_path):
+def test_generate_from_a_real_photo(random_weights, samples, tmp_path):
     folder = samples / "densepose_pr99"
     result = humantex("generate", "--photo", folder / "im.jpg", "--iuv", folder / "IUV.png", "--inds",
-                      folder / "INDS.png", "--size", 128, "--weights", weights_dir, "--out", tmp_path, "--quiet")
+                      folder / "INDS.png", "--size", 128, "--weights", random_weights, "--out", tmp_path, "--quiet")
     assert result.returncode == 0, result.stderr
     with Image.open(tmp_path / "final.png") as img:
         assert img.size == (128, 128)
     assert json.loads((tmp_path / "meta.json").read_text())["unwrap"]["person"] == 1
 
 
-def test_cli_errors_are_one_line(weights_dir, inputs, tmp_path, capsys):
+def test_cli_errors_are_one_line(random_weights, inputs, tmp_path, capsys):
     partial = ["--partial", inputs / "partial.png"]
-    common = ["--weights", weights_dir, "--out", tmp_path / "o", "--quiet"]
+    common = ["--weights", random_weights, "--out", tmp_path / "o", "--quiet"]
 
     def run(*args):
         return humantex_in_process(capsys, "complete", *partial, *args, *common)

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
+from helpers import humantex
 from PIL import Image
 
 # (photo, iuv, inds) relative to densepose_samples/; every sample that has its photo
@@ -25,11 +23,6 @@ SAMPLES = {
                   "pose_with_style/fashionWOMENSkirtsid0000177102_1front_iuv.png", None),
 }
 
-
-def humantex(*args, timeout=300):
-    env = {k: v for k, v in os.environ.items() if k != "HUMANTEX_DEBUG"}  # debug mode would show tracebacks
-    return subprocess.run([sys.executable, "-m", "blender_humantex", *map(str, args)],
-                          capture_output=True, text=True, timeout=timeout, env=env)
 
 
 @pytest.mark.parametrize("name", sorted(SAMPLES))

@@ -10,28 +10,11 @@ import json
 
 import numpy as np
 import pytest
-import torch
 
+from blender_humantex.cli import main
 from blender_humantex.core import evaluate as ev
-from blender_humantex.core.cli import main
 from blender_humantex.core.errors import InputError
 from blender_humantex.core.imageio import read_rgb
-from blender_humantex.core.models import ModelConfig, build_model, save_model
-
-
-@pytest.fixture(scope="module")
-def random_weights(tmp_path_factory):
-    """Random-weight sampler / refiner / lazova files (NOT trained: for exercising the harness only)."""
-    folder = tmp_path_factory.mktemp("weights")
-    torch.manual_seed(0)
-    for kind, kw in (("sampler", dict(ngf=4, n_down=2, net_size=64)),
-                     ("refiner", dict(ngf=4, n_down=2, n_res=1, net_size=64)),
-                     ("lazova", dict(ngf=4, n_down=2, n_res=1, net_size=64))):
-        model = build_model(ModelConfig(kind=kind, **kw))
-        if kind == "sampler":  # a non-zero offset head, so T_sample differs from the partial
-            torch.nn.init.normal_(model.unet.last.weight, std=0.05)
-        save_model(model, folder / f"{kind}.safetensors", data="random weights for tests", command="tests")
-    return folder
 
 
 def test_evaluate_writes_tables_and_figure(random_weights, shared_data, tmp_path, capsys):

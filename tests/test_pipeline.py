@@ -12,6 +12,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from helpers import write_random_weights
 from PIL import Image
 
 from blender_humantex.core import job
@@ -19,36 +20,13 @@ from blender_humantex.core import pipeline as pl
 from blender_humantex.core.errors import CancelledError, DependencyError, InputError, WeightsError
 from blender_humantex.core.imageio import read_rgb, write_png
 from blender_humantex.core.layers import LAYER_NAMES
-from blender_humantex.core.models import LazovaNet, ModelConfig, RefinerNet, SamplerNet, save_model
+from blender_humantex.core.request import GenerateRequest
 from blender_humantex.core.uv_layout import get_layout
 
-SMALL = {
-    "sampler": ModelConfig(kind="sampler", ngf=8, n_down=2, n_res=1, net_size=64),
-    "refiner": ModelConfig(kind="refiner", ngf=8, n_down=2, n_res=2, net_size=64),
-    "lazova": ModelConfig(kind="lazova", ngf=8, n_down=2, n_res=2, net_size=64),
-}
-
-
-def write_random_weights(folder, kinds=("sampler", "refiner", "lazova"), seed=0):
-    """Random-weight networks saved as the pipeline's weights files (no trained weights in tests)."""
-    torch.manual_seed(seed)
-    classes = {"sampler": SamplerNet, "refiner": RefinerNet, "lazova": LazovaNet}
-    for kind in kinds:
-        net = classes[kind](SMALL[kind])
-        if kind == "sampler":
-            torch.nn.init.normal_(net.unet.last.weight, std=0.05)  # move the grid away from identity
-        save_model(net, folder / pl.WEIGHT_FILES[kind], data="random weights (test)", command="pytest")
-    return folder
-
 
 @pytest.fixture(scope="module")
-def weights_dir(tmp_path_factory):
-    return write_random_weights(tmp_path_factory.mktemp("weights"))
-
-
-@pytest.fixture(scope="module")
-def pipeline(weights_dir):
-    return pl.Pipeline(weights_dir=weights_dir, device="cpu")
+def pipeline(random_weights):
+    return pl.Pipeline(weights_dir=random_weights, device="cpu")
 
 
 @pytest.fixture(scope="module")
@@ -124,11 +102,11 @@ def test_outside_the_charts_layers_are_padded_with_chart_colours(pipeline, real_
     assert (layers.final[~chart].max(axis=-1) > 0.02).mean() > 0.99  # not black
 
 
-def test_weights_are_loaded_once_and_described(weights_dir, real_partial):
-    pipeline = pl.Pipeline(weights_dir=weights_dir, device="auto")
+def test_weights_are_loaded_once_and_described(random_weights, real_partial):
+    pipeline = pl.Pipeline(weights_dir=random_weights, device="auto")
     assert pipeline.device in ("cpu", "mps") or pipeline.device.startswith("cuda:")
     info = pipeline.weights_info()
-    assert info["dir"] == str(weights_dir.resolve())
+    assert info["dir"] == str(random_weights.resolve())
     assert all(info[k]["loaded"] is False and len(info[k]["id"]) == 16 for k in pl.WEIGHT_FILES)
     assert pipeline.load_count == 0
     pipeline.load("full")
@@ -225,6 +203,11 @@ def test_one_device_resolver_for_inference_and_training():
 # ----------------------------------------------------------------------------- generate
 
 
+def generate(pipeline, progress=None, **fields) -> dict:
+    """The generate job on a request made of these fields (as the CLI and the worker make it)."""
+    return job.generate(pipeline, GenerateRequest.from_fields(fields), progress=progress)
+
+
 def check_output_folder(out, size):
     for name in LAYER_NAMES:
         with Image.open(out / f"{name}.png") as img:
@@ -240,7 +223,7 @@ def check_output_folder(out, size):
 
 def test_generate_from_partial_files(pipeline, partial_files, tmp_path):
     stages = []
-    report = job.from_partial(
+    report = generate(
         pipeline, out_dir=tmp_path / "out", partial=partial_files[0], visibility=partial_files[1], size=256,
         progress=lambda stage, fraction: stages.append((stage, fraction)),
     )
@@ -258,7 +241,7 @@ def test_generate_from_partial_files(pipeline, partial_files, tmp_path):
 def test_generate_from_photo_and_densepose(pipeline, samples, tmp_path):
     folder = samples / "densepose_pr99"
     stages = []
-    report = job.from_photo(
+    report = generate(
         pipeline, out_dir=tmp_path / "out", photo=folder / "im.jpg", iuv=folder / "IUV.png", inds=folder / "INDS.png",
         size=256, progress=lambda stage, fraction: stages.append(stage),
     )
@@ -270,7 +253,7 @@ def test_generate_from_photo_and_densepose(pipeline, samples, tmp_path):
 
 
 def test_generate_lazova_writes_the_same_files(pipeline, partial_files, tmp_path):
-    job.from_partial(pipeline, out_dir=tmp_path, partial=partial_files[0], visibility=partial_files[1], size=128,
+    generate(pipeline, out_dir=tmp_path, partial=partial_files[0], visibility=partial_files[1], size=128,
                      method="lazova")
     meta = check_output_folder(tmp_path, 128)
     assert meta["method"] == "lazova" and "lazova" in meta["weights"] and "note" in meta
@@ -282,19 +265,19 @@ def test_cancel_before_writing(pipeline, partial_files, tmp_path):
             raise CancelledError("cancelled by the user")
 
     with pytest.raises(CancelledError):
-        job.from_partial(pipeline, out_dir=tmp_path / "out", partial=partial_files[0], visibility=partial_files[1],
+        generate(pipeline, out_dir=tmp_path / "out", partial=partial_files[0], visibility=partial_files[1],
                          progress=progress)
     assert not (tmp_path / "out").exists()
 
 
 def test_generate_bad_requests(pipeline, partial_files, samples, tmp_path):
-    with pytest.raises(InputError, match="either photo"):
-        job.generate(pipeline, out_dir=tmp_path, photo=samples / "densepose_pr99" / "im.jpg",
+    with pytest.raises(InputError, match="exactly one of"):
+        generate(pipeline, out_dir=tmp_path, photo=samples / "densepose_pr99" / "im.jpg",
                      partial=partial_files[0], visibility=partial_files[1])
-    with pytest.raises(InputError, match="either photo"):
-        job.generate(pipeline, out_dir=tmp_path, partial=partial_files[0])
+    with pytest.raises(InputError, match="exactly one of"):
+        generate(pipeline, out_dir=tmp_path, partial=partial_files[0])
     (tmp_path / "file").write_text("x")
     with pytest.raises(InputError, match="not a folder"):
-        job.from_partial(pipeline, out_dir=tmp_path / "file", partial=partial_files[0], visibility=partial_files[1])
+        generate(pipeline, out_dir=tmp_path / "file", partial=partial_files[0], visibility=partial_files[1])
     with pytest.raises(InputError, match="not found"):
-        job.from_partial(pipeline, out_dir=tmp_path / "o", partial=tmp_path / "nope.png", visibility=partial_files[1])
+        generate(pipeline, out_dir=tmp_path / "o", partial=tmp_path / "nope.png", visibility=partial_files[1])

@@ -1,4 +1,4 @@
-"""Camera projection (core.projection) without Blender: visibility against an analytic reference,
+"""Camera projection (core.sources.projection) without Blender: visibility against an analytic reference,
 camera conventions, mesh files through trimesh, and bad input. The Blender render round trip is in
 tests/test_projection_blender.py."""
 
@@ -12,16 +12,9 @@ import numpy as np
 import pytest
 
 from blender_humantex.core.errors import InputError
-from blender_humantex.core.projection import (
-    MeshData,
-    blender_camera,
-    camera_from_dict,
-    load_mesh,
-    opencv_camera,
-    project,
-    smpl_layout_iou,
-    uv_sphere,
-)
+from blender_humantex.core.sources.cameras import blender_camera, camera_from_dict, opencv_camera
+from blender_humantex.core.sources.meshes import MeshData, load_mesh, smpl_layout_iou, uv_sphere
+from blender_humantex.core.sources.projection import project
 from blender_humantex.core.uv_layout import rasterize_triangles
 
 SIZE = 256
@@ -257,7 +250,7 @@ def test_bad_input(case, kind):
 def test_cli_project_writes_the_unwrap_files_and_refuses_bad_input(tmp_path):
     mesh = uv_sphere(20, 24)
     from blender_humantex.core.imageio import write_png
-    from blender_humantex.core.projection import save_mesh_npz
+    from blender_humantex.core.sources.meshes import save_mesh_npz
 
     save_mesh_npz(tmp_path / "mesh.npz", mesh)
     (tmp_path / "camera.json").write_text(json.dumps(blender_params()))
@@ -305,10 +298,10 @@ def above(x=0.4, y=0.2, height=3.0) -> dict:
 def test_cli_generate_from_mesh_and_camera(tmp_path, layout):
     """SMPL's UV layout goes through the networks; any other UV map is filled classically, and
     meta.json says which. (Random small weights: this checks the path, not the quality.)"""
-    from test_pipeline import write_random_weights
+    from helpers import write_random_weights
 
     from blender_humantex.core.imageio import write_png
-    from blender_humantex.core.projection import save_mesh_npz
+    from blender_humantex.core.sources.meshes import save_mesh_npz
 
     weights = write_random_weights(tmp_path / "weights")
     mesh = smpl_sheet() if layout == "smpl" else uv_sphere(20, 24)
@@ -343,10 +336,10 @@ def test_cli_generate_from_mesh_and_camera(tmp_path, layout):
 def test_cli_generate_needs_one_input_kind(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "blender_humantex", "generate", "--photo", "p.png", "--mesh", "m.obj",
                            "--out", tmp_path / "o"], capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 2 and "--mesh and --camera" in proc.stderr and "Traceback" not in proc.stderr
+    assert proc.returncode == 2 and "missing camera" in proc.stderr and "Traceback" not in proc.stderr
     proc = subprocess.run([sys.executable, "-m", "blender_humantex", "generate", "--photo", "p.png",
                            "--out", tmp_path / "o"], capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 2 and "--iuv" in proc.stderr and not (tmp_path / "o").exists()
+    assert proc.returncode == 2 and "missing iuv" in proc.stderr and not (tmp_path / "o").exists()
 
 
 def test_cli_project_on_the_example(tmp_path, repo):

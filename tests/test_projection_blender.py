@@ -4,7 +4,7 @@ A UV-mapped mesh (two spheres, the small one in front of the big one, each on it
 UV square) wears a known texture on an emission shader. Cycles renders it on the CPU through a
 camera with a non-square render and a lens shift, Standard view transform, so each pixel is the
 texture's colour there. The add-on's own gathering code (addon/projection.py) writes the evaluated
-mesh and the camera; core.projection projects the render back:
+mesh and the camera; core.sources.projection projects the render back:
 - colours: PSNR ≥ 30 dB against the known texture on the seen texels (all ≥ 2 px from a silhouette);
 - visibility: the exact (depth + facing) visibility agrees with Blender's scene.ray_cast from the
   camera to every texel's surface point: IoU ≥ 0.95;
@@ -27,12 +27,9 @@ from mathutils import Matrix, Vector
 
 from blender_humantex.addon import projection as gather
 from blender_humantex.core.imageio import read_rgb, write_png
-from blender_humantex.core.projection import (
-    blender_camera,
-    load_camera,
-    load_mesh,
-    project_files,
-)
+from blender_humantex.core.sources.cameras import blender_camera, load_camera
+from blender_humantex.core.sources.meshes import load_mesh
+from blender_humantex.core.sources.projection import project_files
 from blender_humantex.core.uv_layout import rasterize_triangles
 
 TEXTURE = 512

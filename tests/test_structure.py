@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import ast
+import sys
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "blender_humantex"
-CLI = "blender_humantex.core.cli"
+CLI = "blender_humantex.cli"
 
 
 def imported_modules(path: Path) -> set[str]:
@@ -29,7 +30,7 @@ def test_library_modules_never_import_the_cli():
     offenders = []
     for path in sorted(PACKAGE.rglob("*.py")):
         name = ".".join(path.relative_to(PACKAGE.parent).with_suffix("").parts)
-        if name.startswith(CLI) or path.name == "__main__.py":  # the CLI itself and the `python -m` entry points
+        if name.startswith(CLI) or path == PACKAGE / "__main__.py":  # the CLI itself and `python -m blender_humantex`
             continue
         if any(m == CLI or m.startswith(CLI + ".") for m in imported_modules(path)):
             offenders.append(name)
@@ -37,9 +38,127 @@ def test_library_modules_never_import_the_cli():
 
 
 def test_the_rule_sees_relative_imports():
-    # The check above must be able to fail: the entry point it exempts does import the CLI, relatively.
-    assert f"{CLI}.worker" in imported_modules(PACKAGE / "worker" / "__main__.py")
+    # The checks here must be able to fail: they see relative imports, at any depth, and function-local ones.
     assert f"{CLI}.main" in imported_modules(PACKAGE / "__main__.py")
+    assert "blender_humantex.worker.server" in imported_modules(PACKAGE / "cli" / "worker.py")
+    assert "blender_humantex.core.sources.partial" in imported_modules(PACKAGE / "core" / "sources" / "iuv.py")
+    assert "blender_humantex.core.errors" in imported_modules(PACKAGE / "core" / "sources" / "meshes.py")  # local
+    assert "blender_humantex.worker" in import_graph()["blender_humantex.cli.worker"]
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def import_graph() -> dict[str, set[str]]:
+    """module -> the package's modules it imports (module level or inside functions), from the AST.
+    An imported name is the longest module it names (`from .a import b` is a.b when b is a module, else a)."""
+    modules = {module_name(path): path for path in PACKAGE.rglob("*.py")}
+    graph = {}
+    for name, path in modules.items():
+        targets = set()
+        for imported in imported_modules(path):
+            parts = imported.split(".")
+            for end in range(len(parts), 0, -1):
+                if ".".join(parts[:end]) in modules:
+                    targets.add(".".join(parts[:end]))
+                    break
+        # an ancestor package is initialised before its modules run: importing it is no edge of a cycle
+        graph[name] = {t for t in targets if not (name + ".").startswith(t + ".")}
+    return graph
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components with more than one module (Tarjan's algorithm)."""
+    index, low, stack, on_stack, found = {}, {}, [], set(), []
+
+    def visit(node):
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for nxt in graph.get(node, ()):
+            if nxt not in index:
+                visit(nxt)
+                low[node] = min(low[node], low[nxt])
+            elif nxt in on_stack:
+                low[node] = min(low[node], index[nxt])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                component.append(member)
+                if member == node:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return found
+
+
+def test_core_never_imports_the_worker_or_the_cli():
+    graph = import_graph()
+    offenders = {name: sorted(t for t in targets if t.startswith(("blender_humantex.worker", "blender_humantex.cli")))
+                 for name, targets in graph.items() if name.startswith("blender_humantex.core")}
+    assert {name: bad for name, bad in offenders.items() if bad} == {}
+
+
+def test_no_import_cycles():
+    assert cycles(import_graph()) == []
+
+
+def test_the_cycle_check_can_fail():
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    assert cycles({"a": {"b"}, "b": set()}) == []
+
+
+def string_constants(path: Path) -> list[str]:
+    """The string literals of a file, docstrings left out."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    docstrings = {id(node.body[0].value) for node in ast.walk(tree)
+                  if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef)) and node.body
+                  and isinstance(node.body[0], ast.Expr) and isinstance(node.body[0].value, ast.Constant)}
+    return [node.value for node in ast.walk(tree)
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings]
+
+
+def module_assignments(path: Path) -> dict[str, ast.expr]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    return {target.id: node.value for node in tree.body if isinstance(node, ast.Assign)
+            for target in node.targets if isinstance(target, ast.Name)}
+
+
+def test_source_names_are_defined_once():
+    from blender_humantex.core.request import GENERATE_FIELDS, SOURCE_ALIASES, SOURCES
+
+    request_py = PACKAGE / "core" / "request.py"
+    tables = sorted(str(path.relative_to(PACKAGE)) for path in PACKAGE.rglob("*.py")
+                    if {"SOURCES", "SOURCE_ALIASES"} & set(module_assignments(path)))
+    assert tables == ["core/request.py"]
+    # every source has its reader module in core/sources/, and the old spellings live in the alias table only
+    for source in SOURCES.values():
+        assert (PACKAGE / "core" / "sources" / f"{source.reader.split(':')[0].rsplit('.', 1)[1]}.py").is_file()
+    assert set(SOURCE_ALIASES.values()) <= set(SOURCES) and not set(SOURCE_ALIASES) & set(SOURCES)
+    # ("camera" is a field's name too; "CAMERA" is Blender's object type)
+    old_spellings = {*(alias for alias in SOURCE_ALIASES if alias not in GENERATE_FIELDS), "PHOTO"}
+    users = sorted(str(path.relative_to(PACKAGE)) for path in PACKAGE.rglob("*.py")
+                   if path != request_py and old_spellings & set(string_constants(path)))
+    assert users == []
+    # the add-on's source menu: identifiers are source names (labels may differ)
+    items = ast.literal_eval(module_assignments(PACKAGE / "addon" / "properties.py")["SOURCE_ITEMS"])
+    assert {identifier for identifier, _, _ in items} <= set(SOURCES)
+
+
+def test_the_request_imports_only_the_standard_library():
+    # Blender's Python imports core/request.py, core/errors.py and core/files.py through the worker client
+    for module in ("request", "errors", "files"):
+        outside = {name.split(".")[0] for name in imported_modules(PACKAGE / "core" / f"{module}.py")
+                   if not name.startswith("blender_humantex.core.errors")}
+        assert outside <= set(sys.stdlib_module_names) | {"__future__"}, (module, outside)
 
 
 def test_one_vocabulary_for_the_layers():

@@ -14,7 +14,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from blender_humantex.core.cli import main
+from blender_humantex.cli import main
 from blender_humantex.core.models import load_model, read_metadata, weights_id
 
 TINY = ["--size", "64", "--net-size", "64", "--ngf", "4", "--n-down", "2", "--n-res", "1", "--batch", "2",

@@ -9,9 +9,10 @@ import pytest
 from PIL import Image
 from scipy import ndimage
 
-from blender_humantex.core import unwrap as U
 from blender_humantex.core.errors import HumantexError, InputError
 from blender_humantex.core.imageio import read_gray, read_raw_u8, read_rgb
+from blender_humantex.core.sources import iuv as U
+from blender_humantex.core.sources.partial import write_partial
 from blender_humantex.core.uv_layout import dp_to_texel, get_layout
 
 SMPLITEX = "smplitex_example/MEN-Jackets_Vests-id_00003336-09_1_front"
@@ -266,7 +267,7 @@ def test_bad_inputs(samples, tmp_path):
 def test_write_partial(samples, tmp_path):
     d = samples / "densepose_pr99"
     r = U.unwrap_files(d / "im.jpg", d / "IUV.png", d / "INDS.png", size=256)
-    paths = U.write_partial(tmp_path / "out", r)
+    paths = write_partial(tmp_path / "out", r)
     assert set(paths) == {"partial", "visibility", "meta"}
     partial, vis = Image.open(paths["partial"]), Image.open(paths["visibility"])
     assert partial.mode == "RGB" and partial.size == (256, 256)

@@ -199,7 +199,7 @@ def test_symmetric_texture_is_nearly_invariant_under_mirror(shared_data):
 
 def test_core_modules_import_without_torch_or_bpy():
     code = (
-        "import sys; import blender_humantex.core.uv_layout, blender_humantex.core.unwrap;"
+        "import sys; import blender_humantex.core.uv_layout, blender_humantex.core.sources.iuv;"
         "bad = [m for m in ('torch', 'bpy') if m in sys.modules]; print(bad); sys.exit(1 if bad else 0)"
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

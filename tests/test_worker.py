@@ -1,7 +1,7 @@
 """The worker and its client, for real: real worker subprocesses, real DensePose files, real pipes.
 
 The networks' weights here are small random-weight safetensors files written on the fly (see the
-`weights_dir` fixture): these tests check the process boundary, not texture quality.
+`random_weights` fixture): these tests check the process boundary, not texture quality.
 """
 
 from __future__ import annotations
@@ -20,31 +20,14 @@ import pytest
 from blender_humantex.worker import protocol
 from blender_humantex.worker.client import WorkerClient, WorkerError, get_client, package_root
 
-STAGES = list(protocol.STAGES)
+STAGES = list(protocol.PROGRESS_STAGES)
 SIZE = 128  # small and fast: these tests are about the boundary, not the picture
 
 
 @pytest.fixture(scope="module")
-def weights_dir(tmp_path_factory) -> Path:
-    """Random-weight (untrained) sampler/refiner/lazova files in small configs, made for these
-    tests only: the worker must load them through the real weights loader like shipped ones."""
-    from blender_humantex.core.models.config import ModelConfig
-    from blender_humantex.core.models.networks import build_model
-    from blender_humantex.core.models.weights import save_model
-
-    folder = tmp_path_factory.mktemp("weights")
-    for kind in ("sampler", "refiner", "lazova"):
-        config = ModelConfig(kind=kind, ngf=8, n_down=2, n_res=1, net_size=64)
-        save_model(
-            build_model(config), folder / f"{kind}.safetensors", data="random init (test)", command="test"
-        )
-    return folder
-
-
-@pytest.fixture(scope="module")
-def client(weights_dir, tmp_path_factory):
+def client(random_weights, tmp_path_factory):
     log = tmp_path_factory.mktemp("log") / "worker.log"
-    worker = WorkerClient(sys.executable, device="cpu", weights_dir=weights_dir, log_path=log)
+    worker = WorkerClient(sys.executable, device="cpu", weights_dir=random_weights, log_path=log)
     yield worker
     worker.close()
     assert not worker.alive
@@ -63,7 +46,7 @@ def read_png(path) -> np.ndarray:
         return np.asarray(img)
 
 
-def spawn_raw_worker(weights_dir) -> subprocess.Popen:
+def spawn_raw_worker(random_weights) -> subprocess.Popen:
     """The server on its own, without the client, for requests the client would never send.
     Started as `humantex worker` (the client covers `python -m blender_humantex.worker`)."""
     env = dict(os.environ, PYTHONPATH=package_root())
@@ -76,7 +59,7 @@ def spawn_raw_worker(weights_dir) -> subprocess.Popen:
             "--device",
             "cpu",
             "--weights",
-            str(weights_dir),
+            str(random_weights),
         ],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
@@ -103,7 +86,7 @@ def first_progress(job, timeout=60.0) -> dict:
 
 
 # ---- round trips --------------------------------------------------------------------------------
-def test_hello_reports_versions_device_and_weights(client, weights_dir):
+def test_hello_reports_versions_device_and_weights(client, random_weights):
     hello = client.start()
     assert hello["protocol"] == protocol.PROTOCOL_VERSION
     from blender_humantex import __version__
@@ -214,8 +197,8 @@ def test_run_timeout_cancels_the_job(client, photo_job, tmp_path):
     assert not (tmp_path / "slow").exists() or list((tmp_path / "slow").iterdir()) == []
 
 
-def test_close_during_a_job_ends_it_and_reaps_the_worker(weights_dir, photo_job, tmp_path):
-    worker = WorkerClient(sys.executable, device="cpu", weights_dir=weights_dir, log_path=tmp_path / "w.log")
+def test_close_during_a_job_ends_it_and_reaps_the_worker(random_weights, photo_job, tmp_path):
+    worker = WorkerClient(sys.executable, device="cpu", weights_dir=random_weights, log_path=tmp_path / "w.log")
     pid = worker.start()["pid"]
     job = worker.submit(out_dir=tmp_path / "out", **dict(photo_job, size=1024))
     first_progress(job)
@@ -267,8 +250,8 @@ def test_unknown_field_is_refused_before_sending(client, photo_job, tmp_path):
     assert info.value.kind == "bad_request" and "colour" in info.value.message
 
 
-def test_raw_protocol_errors_keep_the_worker_serving(weights_dir, samples, tmp_path):
-    proc = spawn_raw_worker(weights_dir)
+def test_raw_protocol_errors_keep_the_worker_serving(random_weights, samples, tmp_path):
+    proc = spawn_raw_worker(random_weights)
     try:
         reply = ask(proc, "this is not json")
         assert reply["type"] == "error" and reply["kind"] == "bad_json" and reply["id"] is None

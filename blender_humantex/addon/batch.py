@@ -6,8 +6,9 @@
 Manifest (paths relative to the manifest's folder):
     {"jobs": [{"object": "Body", "photo": "im.jpg", "iuv": "IUV.png", "inds": "INDS.png",
                "person": 1, "size": 1024, "iuv_order": "vui"},
-              {"object": "Body", "source": "camera", "photo": "im.jpg", "mask": "mask.png", "size": 1024}]}
-A "camera" job projects the photo through the scene's camera onto the object's posed mesh.
+              {"object": "Body", "source": "projection", "photo": "im.jpg", "mask": "mask.png", "size": 1024}]}
+A "projection" job (older manifests: "camera") projects the photo through the scene's camera onto the
+object's posed mesh; a job without "source" is the one its fields make ("densepose" is the old "iuv").
 A bare list of jobs is accepted too. Resumable: `<manifest>.status.json` beside the manifest
 (jobs.json -> jobs.status.json) records each job's outcome under a key made of the job, the .blend
 it was applied to, and its input files' size and modification time, so a rerun on the same .blend
@@ -29,17 +30,17 @@ import bpy
 
 from ..core.errors import InputError
 from ..core.files import write_json
-from ..worker.protocol import GENERATE_FIELDS, PATH_FIELDS, GenerateRequest, ProtocolError
+from ..core.request import DEFAULT_SIZE, SOURCES, source_name
+from ..worker.protocol import GENERATE_FIELDS, PATH_FIELDS, GenerateRequest, RequestError
 from .errors import USER_ERRORS
 from .operators import GenerationTask, build_request
 from .preferences import DEVICE_ITEMS, worker_settings
+from .properties import SCENE_FIELDS
 
 # A job is the object's name plus the fields of a worker request (less out_dir: the add-on's output
-# folder). "source": "camera" projects the photo through the scene camera onto the object's posed
-# mesh (the batch writes the mesh and camera files itself, as the panel does).
-SOURCES = ("densepose", "camera")
-JOB_FIELDS = ("object", "source", *(name for name in GENERATE_FIELDS if name not in ("out_dir", "mesh", "camera")))
-DEFAULT_SIZE = 1024
+# folder, and the mesh and camera: the batch writes them from the scene, as the panel does), and
+# optionally its "source" (a name in SOURCES, or an alias such as "camera"; default: what the fields make).
+JOB_FIELDS = ("object", "source", *(name for name in GENERATE_FIELDS if name not in ("out_dir", *SCENE_FIELDS)))
 
 
 def load_manifest(path: str) -> list[dict]:
@@ -86,17 +87,14 @@ def _read_status(path: str) -> dict:
         return {"jobs": {}}
 
 
-def job_request(job: dict, base_dir: str) -> GenerateRequest:
-    """A job as a worker request, with paths made absolute against the manifest folder."""
+def job_request(job: dict, base_dir: str) -> tuple[str, GenerateRequest]:
+    """A job as (its source, its worker request), paths absolute against the manifest folder. Checked
+    here, before any job runs, as if the files the batch writes from the scene were there."""
     unknown = sorted(set(job) - set(JOB_FIELDS))
     if unknown:
         raise InputError(f"unknown job field(s) {', '.join(unknown)}; expected {', '.join(JOB_FIELDS)}", kind="bad_manifest")
-    source = job.get("source", "densepose")
-    if source not in SOURCES:
-        raise InputError(f"job source must be one of {', '.join(SOURCES)}, got {source!r}", kind="bad_manifest")
-    for key in ("object", "photo") + (("iuv",) if source == "densepose" else ()):
-        if not isinstance(job.get(key), str) or not job[key]:
-            raise InputError(f"job needs a {key!r} string", kind="bad_manifest")
+    if not isinstance(job.get("object"), str) or not job["object"]:
+        raise InputError("job needs an 'object' string", kind="bad_manifest")
     fields = {key: value for key, value in job.items() if key not in ("object", "source")}
     try:
         fields["size"] = int(job.get("size", DEFAULT_SIZE))
@@ -105,13 +103,16 @@ def job_request(job: dict, base_dir: str) -> GenerateRequest:
     except (TypeError, ValueError):
         raise InputError(f"size and person must be integers, got {job.get('size')!r}, {job.get('person')!r}", kind="bad_manifest") from None
     try:
-        # a camera job's mesh and camera are written when it runs: check it as if they were there
-        stand_ins = {"mesh": "-", "camera": "-"} if source == "camera" else {}
-        request = GenerateRequest.from_message(dict(fields, out_dir=base_dir, **stand_ins))
-    except ProtocolError as e:
+        source = source_name(job["source"]) if "source" in job else GenerateRequest(**fields).source
+        stand_ins = {name: "-" for name in SCENE_FIELDS if name in SOURCES[source].required}
+        request = GenerateRequest.from_fields(dict(fields, out_dir=base_dir, **stand_ins))
+    except (RequestError, TypeError) as e:
         raise InputError(str(e), kind="bad_manifest") from None
-    request = dataclasses.replace(request, mesh=None, camera=None)
-    return dataclasses.replace(request.with_absolute_paths(base_dir), out_dir=None)
+    if request.source != source:
+        raise InputError(f"a {source} job takes {SOURCES[source].label}; these fields make a {request.source} job",
+                         kind="bad_manifest")
+    request = dataclasses.replace(request, **dict.fromkeys(stand_ins), out_dir=None)
+    return source, request.with_absolute_paths(base_dir)
 
 
 def _check_save_as(save_as: str) -> None:
@@ -165,13 +166,12 @@ def run_batch(manifest: str, *, save_as: str | None = None, rerun: bool = False,
         started = time.perf_counter()
         record = {"object": job.get("object"), "index": number - 1, "blend": blend}
         try:
-            wanted = job_request(job, os.path.dirname(manifest))
+            source, wanted = job_request(job, os.path.dirname(manifest))
             obj = bpy.data.objects.get(job["object"])
             if obj is None:
                 raise InputError(f"no object named {job['object']!r} in {os.path.basename(bpy.data.filepath)}", kind="bad_target")
-            scene = bpy.context.scene if job.get("source") == "camera" else None
-            depsgraph = bpy.context.evaluated_depsgraph_get() if scene is not None else None
-            request, force_pack = build_request(obj, wanted, settings.output_dir, scene, depsgraph)
+            depsgraph = bpy.context.evaluated_depsgraph_get() if source == "projection" else None
+            request, force_pack = build_request(obj, wanted, source, settings.output_dir, bpy.context.scene, depsgraph)
             task = GenerationTask(obj.name, request, settings, settings.pack_images or force_pack)
             result = task.run_blocking()
             material = task.apply()

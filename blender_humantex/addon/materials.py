@@ -27,12 +27,12 @@ IMAGE_ROLES = {layer.name: "sRGB" if layer.colour else "Non-Color" for layer in 
 # Preview layers: what Base Color shows. "mix" is T_sample*M + T_refine*(1-M) computed by the
 # shader, so a mask repainted in Texture Paint shows at once; "final" is the worker's T_final.
 MIX_PREVIEW = ("mix", "Live Mix", "T_sample*M + T_refine*(1-M), recomputed live from the (repaintable) mask")
-LAYERS = (
+PREVIEW_ITEMS = (
     (BY_NAME["final"].name, BY_NAME["final"].button, BY_NAME["final"].tooltip),  # first: the default
     MIX_PREVIEW,
     *((layer.name, layer.button, layer.tooltip) for layer in OUTPUT_LAYERS if layer.name != "final"),
 )
-LAYER_IDS = tuple(layer for layer, _, _ in LAYERS)
+LAYER_IDS = tuple(layer for layer, _, _ in PREVIEW_ITEMS)
 
 # ShaderNodeMix with data_type RGBA: its RGBA sockets sit at fixed indices (names repeat per type).
 MIX_FACTOR, MIX_A, MIX_B, MIX_RESULT = 0, 6, 7, 2

@@ -15,16 +15,17 @@ import tempfile
 import bpy
 
 from ..core.errors import InputError
-from ..worker.protocol import GenerateRequest
+from ..worker.protocol import PATH_FIELDS, SOURCES, GenerateRequest
 from . import materials, projection
 from .errors import USER_ERRORS
 from .preferences import (
     DEFAULT_OUTPUT_DIR,
-    get_client,
     get_preferences,
     remember_worker_python,
+    worker_client,
     worker_settings,
 )
+from .properties import SCENE_FIELDS
 
 SMPL_VERTEX_COUNT = 6890
 TIMER_INTERVAL_S = 0.1
@@ -64,13 +65,13 @@ def target_problem(obj) -> str | None:
     return None
 
 
-def topology_warning(obj, source: str = "PHOTO") -> str | None:
+def topology_warning(obj, source: str = "iuv") -> str | None:
     """A mesh other than SMPL's: say what it gets, don't refuse."""
     if obj is None or obj.type != "MESH":
         return None
     count = len(obj.data.vertices)
     if count != SMPL_VERTEX_COUNT:
-        if source == "CAMERA":
+        if source == "projection":
             return f"{count} vertices, not SMPL's: unless its UV map is SMPL's, filled classically (no networks)"
         return f"{count} vertices, not SMPL's {SMPL_VERTEX_COUNT}: the texture uses the SMPL UV layout"
     return None
@@ -100,36 +101,48 @@ def resolve_output_dir(base: str, object_name: str) -> tuple[str, bool]:
     return os.path.normpath(folder), force_pack
 
 
-def build_request(obj, request: GenerateRequest, output_dir: str, scene=None, depsgraph=None) -> tuple[GenerateRequest, bool]:
-    """Check the inputs here, with messages about Blender things, before the worker sees them.
+# What to ask for when a source's field is empty (the property's name otherwise).
+FIELD_LABELS = {"iuv": "DensePose IUV image"}
 
-    With a scene (camera projection), the object's evaluated mesh and the scene camera are written
-    into the object's output folder (inputs/mesh.npz, inputs/camera.json) for the worker.
+
+def build_request(obj, request: GenerateRequest, source: str, output_dir: str, scene=None,
+                  depsgraph=None) -> tuple[GenerateRequest, bool]:
+    """The panel's (or a batch job's) request for `source`, completed and checked once: with messages
+    about Blender things first, then the request's own check.
+
+    A source that needs the scene's mesh and camera gets the object's evaluated mesh and the scene
+    camera written into the object's output folder (inputs/mesh.npz, inputs/camera.json) for the worker.
     """
     problem = target_problem(obj)
     if problem:
         raise InputError(problem, kind="bad_target")
-    required = (("photo", "photo"),) if scene is not None else (("photo", "photo"), ("iuv", "DensePose IUV image"))
-    for key, label in required:
-        if not getattr(request, key):
-            raise InputError(f"choose a {label}", kind="missing_input")
-    for key in ("photo", "iuv", "inds", "mask"):
+    # (a request made elsewhere may bring its own mesh and camera files)
+    needs_scene = any(name in SCENE_FIELDS and not getattr(request, name) for name in SOURCES[source].required)
+    for key in SOURCES[source].required:
+        if key not in SCENE_FIELDS and not getattr(request, key):
+            raise InputError(f"choose a {FIELD_LABELS.get(key, key)}", kind="missing_input")
+    for key in PATH_FIELDS:
         path = getattr(request, key)
         if path and not os.path.isfile(path):
             raise InputError(f"{key} file not found: {path}", kind="missing_file")
     out_dir, force_pack = resolve_output_dir(output_dir, obj.name)
-    if scene is not None:
-        problem = projection.camera_problem(scene)
-        if problem:
-            raise InputError(problem, kind="no_camera")
-        try:
-            mesh_path, camera_path = projection.write_inputs(obj, scene, depsgraph, out_dir)
-        except ValueError as e:
-            raise InputError(str(e), kind="bad_target") from None
-        except OSError as e:
-            raise InputError(f"cannot write the projection inputs to {out_dir}: {e.strerror or e}", kind="bad_output") from None
-        request = dataclasses.replace(request, mesh=mesh_path, camera=camera_path)
-    return dataclasses.replace(request, out_dir=out_dir), force_pack
+    if needs_scene:
+        request = dataclasses.replace(request, **_write_scene_inputs(obj, scene, depsgraph, out_dir))
+    return dataclasses.replace(request, out_dir=out_dir).check(), force_pack
+
+
+def _write_scene_inputs(obj, scene, depsgraph, out_dir: str) -> dict:
+    """The object's evaluated mesh and the scene camera, as files in out_dir/inputs (mesh, camera fields)."""
+    problem = projection.camera_problem(scene)
+    if problem:
+        raise InputError(problem, kind="no_camera")
+    try:
+        mesh_path, camera_path = projection.write_inputs(obj, scene, depsgraph, out_dir)
+    except ValueError as e:
+        raise InputError(str(e), kind="bad_target") from None
+    except OSError as e:
+        raise InputError(f"cannot write the projection inputs to {out_dir}: {e.strerror or e}", kind="bad_output") from None
+    return {"mesh": mesh_path, "camera": camera_path}
 
 
 class GenerationTask:
@@ -151,17 +164,18 @@ class GenerationTask:
         settings = worker_settings(context, **overrides)
         obj = context.active_object if obj is None else obj
         props = context.scene.humantex
-        scene = None
+        source = props.source
         if request is None:
             request = props.request()
-            scene = context.scene if props.source == "CAMERA" else None
-        depsgraph = context.evaluated_depsgraph_get() if scene is not None else None
-        request, force_pack = build_request(obj, request, settings.output_dir, scene, depsgraph)
+        else:
+            source = request.source
+        depsgraph = context.evaluated_depsgraph_get() if source == "projection" else None
+        request, force_pack = build_request(obj, request, source, settings.output_dir, context.scene, depsgraph)
         return cls(obj.name, request, settings, settings.pack_images or force_pack)
 
     # -- non-blocking (modal) --
     def start(self) -> None:
-        self.job = get_client(self.settings).submit(self.request)
+        self.job = worker_client(self.settings).submit(self.request)
 
     def _progress(self, stage: str, fraction: float) -> None:
         from ..worker.protocol import overall_fraction
@@ -203,7 +217,7 @@ class GenerationTask:
             if progress is not None:
                 progress(self.stage, self.fraction)
 
-        self.result = get_client(self.settings).run(self.request, progress=on_progress)
+        self.result = worker_client(self.settings).run(self.request, progress=on_progress)
         self.fraction = 1.0
         return self.result
 
@@ -426,7 +440,7 @@ class HUMANTEX_OT_preview_layer(bpy.types.Operator):
     bl_label = "Preview Layer"
     bl_options = {"REGISTER", "UNDO"}
 
-    layer: bpy.props.EnumProperty(name="Layer", items=materials.LAYERS)
+    layer: bpy.props.EnumProperty(name="Layer", items=materials.PREVIEW_ITEMS)
 
     @classmethod
     def poll(cls, context):

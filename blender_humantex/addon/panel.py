@@ -4,10 +4,27 @@ from __future__ import annotations
 
 import bpy
 
+from ..worker.protocol import SOURCES
 from . import materials
 from .operators import output_note, running_task, target_problem, topology_warning
 from .projection import camera_problem
+from .properties import SCENE_FIELDS
 from .text import draw_message
+
+
+def draw_field(col, props, name: str) -> None:
+    """One request field's property, with what it needs said next to it."""
+    if name == "person":
+        row = col.row()
+        row.enabled = bool(props.inds)
+        row.prop(props, "person")
+        if props.inds and props.person == 0:
+            col.label(text="Person 0: the largest person", icon="BLANK1")
+    elif name == "iuv_order":
+        col.label(text="IUV channel order:")
+        col.prop(props, "iuv_order", text="")
+    else:
+        col.prop(props, name)
 
 
 class HUMANTEX_PT_generate(bpy.types.Panel):
@@ -32,27 +49,19 @@ class HUMANTEX_PT_generate(bpy.types.Panel):
 
         col = layout.column()
         col.prop(props, "source")
-        if props.source == "CAMERA":
+        source = SOURCES[props.source]
+        if "camera" in source.required:  # the scene camera stands in for the camera file
             cam_problem = camera_problem(context.scene)
             if cam_problem:
                 draw_message(col, context, cam_problem, icon="ERROR", alert=True)
                 problem = problem or cam_problem
             else:
                 col.label(text=f"Camera: {context.scene.camera.name}", icon="CAMERA_DATA")
-            col.prop(props, "photo")
-            col.prop(props, "mask")
+        for name in (*source.required, *source.optional):  # the source's fields, in the table's order
+            if name not in SCENE_FIELDS:
+                draw_field(col, props, name)
+        if "camera" in source.required:
             col.operator("humantex.photo_to_camera", icon="IMAGE_BACKGROUND")
-        else:
-            col.prop(props, "photo")
-            col.prop(props, "iuv")
-            col.prop(props, "inds")
-            row = col.row()
-            row.enabled = bool(props.inds)
-            row.prop(props, "person")
-            if props.inds and props.person == 0:
-                col.label(text="Person 0: the largest person", icon="BLANK1")
-            col.label(text="IUV channel order:")
-            col.prop(props, "iuv_order", text="")
         layout.row().prop(props, "size", expand=True)
 
         task = running_task(context.scene)
@@ -92,5 +101,5 @@ class HUMANTEX_PT_layers(bpy.types.Panel):
         material = bpy.data.materials[materials.material_name(context.active_object)]
         shown = materials.current_layer(material)
         grid = self.layout.grid_flow(columns=2, even_columns=True, align=True)
-        for layer, label, _ in materials.LAYERS:
+        for layer, label, _ in materials.PREVIEW_ITEMS:
             grid.operator("humantex.preview_layer", text=label, depress=(layer == shown)).layer = layer

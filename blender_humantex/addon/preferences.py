@@ -179,11 +179,11 @@ def artist_message(kind: str, message: str, python: str) -> str:
     return message
 
 
-def get_client(settings: WorkerSettings):
+def worker_client(settings: WorkerSettings):
     """The cached, warm worker client for these settings (the only way the add-on reaches torch)."""
-    from ..worker.client import get_client as _get_client
+    from ..worker.client import get_client
 
-    return _get_client(settings.python, device=settings.device, weights_dir=settings.weights_dir)
+    return get_client(settings.python, device=settings.device, weights_dir=settings.weights_dir)
 
 
 def describe_hello(hello: dict) -> str:
@@ -215,7 +215,7 @@ class HUMANTEX_OT_check_worker(bpy.types.Operator):
         try:
             settings = worker_settings(context)
             python = settings.python
-            hello = get_client(settings).hello()
+            hello = worker_client(settings).hello()
         except Exception as e:  # HumantexError, the client's WorkerError, or an OS error starting it
             kind = getattr(e, "kind", type(e).__name__)
             detail = f"{kind}: {e}"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import bpy
 
-from ..worker.protocol import GenerateRequest
+from ..worker.protocol import PATH_FIELDS, SOURCES, GenerateRequest
 
 SIZE_ITEMS = (
     ("512", "512", "512 x 512 texture"),
@@ -20,14 +20,17 @@ IUV_ORDER_ITEMS = (
     ("vui", "V, U, I", "Read as RGB: R = V, G = U, B = part index I (DensePose's OpenCV-written files)"),
 )
 
+# The sources the panel offers: (identifier = the source's name in SOURCES, label, description).
 SOURCE_ITEMS = (
-    ("PHOTO", "Photo + DensePose", "A photo of the person and its DensePose IUV image"),
-    ("CAMERA", "Camera projection", "Project the photo, seen through the scene camera, onto the posed mesh (no DensePose)"),
+    ("iuv", "Photo + DensePose", "A photo of the person and its DensePose IUV image"),
+    ("projection", "Camera projection", "Project the photo, seen through the scene camera, onto the posed mesh (no DensePose)"),
 )
+# Request fields the add-on writes itself from the scene when a job starts (operators.build_request).
+SCENE_FIELDS = ("mesh", "camera")
 
 
 class HumantexSettings(bpy.types.PropertyGroup):
-    source: bpy.props.EnumProperty(name="Source", items=SOURCE_ITEMS, default="PHOTO")
+    source: bpy.props.EnumProperty(name="Source", items=SOURCE_ITEMS, default="iuv")
     photo: bpy.props.StringProperty(name="Photo", description="Photo of the person", subtype="FILE_PATH")
     iuv: bpy.props.StringProperty(
         name="IUV", description="DensePose IUV image for the photo (same size)", subtype="FILE_PATH"
@@ -57,19 +60,18 @@ class HumantexSettings(bpy.types.PropertyGroup):
     error: bpy.props.StringProperty()
 
     def request(self) -> GenerateRequest:
-        """The worker request these inputs stand for (paths absolute, defaults left out, no out_dir yet;
-        camera projection's mesh and camera files are written when the job starts)."""
-        if self.source == "CAMERA":
-            return GenerateRequest(
-                photo=bpy.path.abspath(self.photo) if self.photo else None,
-                mask=bpy.path.abspath(self.mask) if self.mask else None,
-                size=int(self.size),
-            )
-        return GenerateRequest(
-            photo=bpy.path.abspath(self.photo) if self.photo else None,
-            iuv=bpy.path.abspath(self.iuv) if self.iuv else None,
-            inds=bpy.path.abspath(self.inds) if self.inds else None,
-            person=self.person if self.person > 0 else None,
-            iuv_order=self.iuv_order if self.iuv_order != "DEFAULT" else None,
-            size=int(self.size),
-        )
+        """The worker request these inputs stand for, for the chosen source's fields only (paths absolute,
+        defaults left out; out_dir and the scene's files are added when the job starts: build_request)."""
+        source = SOURCES[self.source]
+        values = {name: self.field_value(name) for name in (*source.required, *source.optional)
+                  if name not in SCENE_FIELDS}
+        return GenerateRequest(size=int(self.size), **values)
+
+    def field_value(self, name: str):
+        """A request field from its property: None when not given (an empty path, person 0, the default order)."""
+        value = getattr(self, name)
+        if name in PATH_FIELDS:
+            return bpy.path.abspath(value) if value else None
+        if name == "person":
+            return value if value > 0 else None
+        return value if value != "DEFAULT" else None

@@ -57,3 +57,25 @@ def write_text(path, text: str) -> Path:
 def write_json(path, obj) -> Path:
     """Indented, keys sorted, one newline at the end: diffable, and the same bytes for the same data."""
     return write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+def to_plain(obj):
+    """Plain JSON data only crosses the boundary: numpy scalars become numbers, paths become
+    strings, anything else unknown becomes its str(). Never a tensor or array by accident."""
+    if obj is None or isinstance(obj, (bool, int, str)):
+        return obj
+    if isinstance(obj, float):
+        return obj if obj == obj and obj not in (float("inf"), float("-inf")) else None
+    if isinstance(obj, dict):
+        return {str(k): to_plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_plain(v) for v in obj]
+    if isinstance(obj, os.PathLike):
+        return os.fspath(obj)
+    size = getattr(obj, "size", None)
+    if hasattr(obj, "item") and (size is None or size == 1):
+        try:
+            return to_plain(obj.item())
+        except (TypeError, ValueError):
+            pass
+    return str(obj)

@@ -28,20 +28,13 @@ from .device import resolve_device
 from .errors import HumantexError, InputError, WeightsError
 from .files import DEFAULT_WEIGHTS_DIR
 from .layers import LAYER_NAMES
-from .uv_layout import MAX_SIZE, MIN_SIZE
-from .uv_layout import check_size as check_texture_size
+from .request import MAX_SIZE, METHODS, MIN_SIZE, check_size
 
 WEIGHT_FILES = {"sampler": "sampler.safetensors", "refiner": "refiner.safetensors", "lazova": "lazova.safetensors"}
-# Each method's networks, in the order models.methods.define_method passes them to the method object.
-METHODS = {"full": ("sampler", "refiner"), "lazova": ("lazova",)}
 PADDED_LAYERS = ("final", "mask", "sample", "refine")
 BATCH_CHUNK = 4  # textures per forward pass in complete_batch; bounds memory at large sizes
 # A visibility value this small is "unseen": PNG masks are 8-bit, so anything under half a step.
 VISIBLE_EPS = 0.5 / 255
-
-
-def check_size(size) -> int:
-    return check_texture_size(size, what="output size")
 
 
 def check_method(method) -> str:
@@ -205,7 +198,7 @@ class Pipeline:
 
         check_method(method)
         if size is not None:
-            size = check_size(size)
+            size = check_size(size, what="output size")
         if len(partial_textures) != len(visibilities):
             raise InputError(
                 f"{len(partial_textures)} partial textures but {len(visibilities)} visibility masks", kind="bad_batch"

@@ -28,12 +28,11 @@ from pathlib import Path
 import numpy as np
 
 from .errors import DependencyError, InputError
+from .request import check_size
 
 LAYOUT_ID = "smpl_uv_v1"
 # Every texture in this package is square, size × size texels in the SMPL UV layout, with size in
-# MIN_SIZE..MAX_SIZE: the layout's sizes, the pipeline's output sizes and the camera projection's.
-# The unwrap works in a narrower range inside this one (unwrap.MIN_TEXTURE_SIZE..MAX_TEXTURE_SIZE).
-MIN_SIZE, MAX_SIZE = 64, 4096
+# request.MIN_SIZE..MAX_SIZE. The unwrap works in a narrower range (sources.iuv.MIN_TEXTURE_SIZE..MAX_TEXTURE_SIZE).
 _BUILD_VERSION = 4  # bump when the build changes, so stale on-disk caches are ignored
 _DISK_CACHE_FROM = 1024  # sizes below this build in well under a second; no disk cache
 LAYOUT_DATA = Path(__file__).with_name("layout_data")
@@ -225,7 +224,7 @@ def rasterize_triangles(corners_xy: np.ndarray, height: int, width: int, chunk_t
     return index, bary
 
 
-def _uv_to_pixels(uv: np.ndarray, size: int) -> np.ndarray:
+def uv_to_pixels(uv: np.ndarray, size: int) -> np.ndarray:
     xy = np.empty_like(uv, dtype=np.float64)
     xy[..., 0] = uv[..., 0] * size
     xy[..., 1] = (1.0 - uv[..., 1]) * size
@@ -239,10 +238,10 @@ def _build(size: int) -> dict[str, np.ndarray]:
     from scipy import ndimage
 
     src = _source()
-    face_index, barycentric = rasterize_triangles(_uv_to_pixels(src.smpl_face_uv, size), size, size)
+    face_index, barycentric = rasterize_triangles(uv_to_pixels(src.smpl_face_uv, size), size, size)
     chart_mask = face_index >= 0
 
-    dp_index, dp_bary = rasterize_triangles(_uv_to_pixels(src.dp_face_uv, size), size, size)
+    dp_index, dp_bary = rasterize_triangles(uv_to_pixels(src.dp_face_uv, size), size, size)
     covered = dp_index >= 0
     part_label = np.zeros((size, size), dtype=np.uint8)
     dp_uv = np.zeros((size, size, 2), dtype=np.float32)
@@ -414,16 +413,6 @@ def _save_cached(size: int, arrays: dict[str, np.ndarray]) -> None:
         atomic_write(_cache_path(size), save)
     except OSError:
         pass  # a read-only home only costs a rebuild next time
-
-
-def check_size(size, what: str = "texture size", low: int = MIN_SIZE, high: int = MAX_SIZE) -> int:
-    """`size` as an int, or InputError(kind="bad_size") when it is not an integer in low..high.
-
-    The one size check: every caller passes its range (MIN_SIZE..MAX_SIZE unless it has a narrower one).
-    """
-    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or not low <= int(size) <= high:
-        raise InputError(f"{what} must be an integer in {low}..{high}, got {size!r}", kind="bad_size")
-    return int(size)
 
 
 @functools.lru_cache(maxsize=4)

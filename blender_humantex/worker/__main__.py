@@ -16,6 +16,6 @@ if sys.version_info < MIN_PYTHON:
     )
     sys.exit(EXIT_PYTHON_TOO_OLD)
 
-from ..core.cli.worker import main  # noqa: E402  (only after the version check)
+from .server import main  # noqa: E402  (only after the version check)
 
 sys.exit(main())

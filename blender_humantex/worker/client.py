@@ -40,8 +40,10 @@ from .protocol import (
     REPLY_TYPES,
     GenerateRequest,
     ProtocolError,
+    RequestError,
     decode,
     encode,
+    generate_message,
 )
 
 SHUTDOWN_GRACE_S = 5.0  # a clean shutdown cancels the running job at its next progress report
@@ -451,18 +453,16 @@ class WorkerClient:
 
     # ---- jobs ---------------------------------------------------------------------------------
     def submit(self, request: GenerateRequest | None = None, **fields) -> Job:
-        """Send a generate request (a GenerateRequest, or its fields as keywords); returns at once.
-        (Re)starts the worker if it is not running. Relative paths are made absolute here."""
+        """Send a generate request (a checked GenerateRequest, or its fields as keywords, checked here);
+        returns at once. (Re)starts the worker if it is not running. Relative paths are made absolute here."""
         try:
             if request is None:
-                request = GenerateRequest.from_message(fields)
+                request = GenerateRequest.from_fields(fields)
             elif fields:
                 raise ProtocolError("pass a GenerateRequest or keyword fields, not both")
-            else:
-                request.check()
-        except ProtocolError as e:
+        except (ProtocolError, RequestError) as e:
             raise WorkerError(str(e), e.kind) from None
-        message = request.with_absolute_paths().to_message(None)
+        message = generate_message(request.with_absolute_paths(), None)
         with self._lock:
             self.start()
             conn = self._conn

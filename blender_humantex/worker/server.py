@@ -17,6 +17,8 @@ torch is imported here only, inside main(), never at module level.
 
 from __future__ import annotations
 
+import argparse
+import dataclasses
 import gc
 import os
 import platform
@@ -28,6 +30,8 @@ import time
 import traceback
 from pathlib import Path
 
+from ..core.device import DEVICE_HELP
+from ..core.files import DEFAULT_WEIGHTS_DIR
 from .protocol import (
     EXIT_IMPORT_FAILED,
     EXIT_NO_TORCH,
@@ -38,6 +42,7 @@ from .protocol import (
     REQUEST_TYPES,
     GenerateRequest,
     ProtocolError,
+    RequestError,
     decode,
     encode,
 )
@@ -63,10 +68,10 @@ def fatal(reason: str, code: int) -> int:
 
 
 def validate_generate(message: dict) -> GenerateRequest:
-    """The generate request, type-checked (the job checks the values themselves)."""
+    """The generate request, checked once here: the job trusts it."""
     if not message.get("id"):
         raise ProtocolError("a generate request needs a non-empty string id")
-    return GenerateRequest.from_message(message, request_id=message["id"])
+    return GenerateRequest.from_fields(message, request_id=message["id"])
 
 
 def is_out_of_memory(error: BaseException) -> bool:
@@ -129,17 +134,17 @@ class WorkerServer:
                 message = decode(line, REQUEST_TYPES)
                 if self.handle(message) == "shutdown":
                     return
-            except ProtocolError as e:
+            except (ProtocolError, RequestError) as e:
                 self.send_error(e.request_id, str(e), e.kind)
             except Exception as e:  # a bug must not kill the reader: the worker would go deaf
                 log(f"request failed:\n{traceback.format_exc()}")
                 self.send_error(message.get("id"), f"internal error: {type(e).__name__}: {e}", "internal")
 
     def handle(self, message: dict):
-        kind, request_id = message["type"], message.get("id")
-        if kind == "hello":
+        message_type, request_id = message["type"], message.get("id")
+        if message_type == "hello":
             self.send(self.hello(request_id))
-        elif kind == "generate":
+        elif message_type == "generate":
             request = validate_generate(message)
             with self._state_lock:
                 if request_id in self._queued or request_id == self._current:
@@ -150,7 +155,7 @@ class WorkerServer:
                     )
                 self._queued.add(request_id)
             self._jobs.put((request_id, request))
-        elif kind == "cancel":
+        elif message_type == "cancel":
             target = message.get("target")
             if not isinstance(target, str) or not target:
                 raise ProtocolError(
@@ -158,7 +163,7 @@ class WorkerServer:
                 )
             found = self.cancel(target)
             self.send({"id": request_id, "type": "ack", "of": "cancel", "target": target, "found": found})
-        elif kind == "shutdown":
+        elif message_type == "shutdown":
             self.send({"id": request_id, "type": "ack", "of": "shutdown"})
             self._stop(reason="shutdown requested")
             return "shutdown"
@@ -290,7 +295,7 @@ class WorkerServer:
                 last["stage"], last["fraction"] = stage, fraction
                 self.send({"id": job_id, "type": "progress", "stage": stage, "fraction": round(fraction, 4)})
 
-        report = generate(self.pipeline, out_dir=staging, progress=progress, **request.job_inputs())
+        report = generate(self.pipeline, dataclasses.replace(request, out_dir=str(staging)), progress=progress)
         if job_id in self._cancelled:  # the cancel arrived after the last progress call
             raise CancelledError("cancelled")
         return {
@@ -396,3 +401,20 @@ def serve(device: str = "auto", weights_dir: str | None = None) -> int:
         log("interrupted")
         return 130
     return EXIT_OK
+
+
+def add_arguments(parser) -> None:
+    """The server's flags, shared by `python -m blender_humantex.worker` and `humantex worker`."""
+    parser.add_argument("--device", default="auto", help=DEVICE_HELP)
+    parser.add_argument("--weights", default=None, metavar="DIR",
+                        help=f"folder with sampler/refiner/lazova.safetensors (default: {DEFAULT_WEIGHTS_DIR})")
+
+
+def main(argv=None) -> int:
+    """`python -m blender_humantex.worker` (what the add-on's client starts)."""
+    parser = argparse.ArgumentParser(
+        prog="python -m blender_humantex.worker", description="serve JSON-lines requests on stdin/stdout"
+    )
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    return serve(device=args.device, weights_dir=args.weights)

@@ -26,7 +26,7 @@ sys.path.insert(0, str(HERE.parents[1]))
 
 from blender_humantex.addon.projection import camera_params, mesh_arrays  # noqa: E402
 from blender_humantex.core.imageio import write_png  # noqa: E402
-from blender_humantex.core.projection import blender_camera  # noqa: E402
+from blender_humantex.core.sources.cameras import blender_camera  # noqa: E402
 
 
 def texture(size: int = 512) -> np.ndarray:

@@ -59,7 +59,7 @@ BACK_LIMB_PARTS = (7, 8, 11, 12, 17, 18, 21, 22)
 def real_masks_from_samples(samples_dir, size: int = REAL_BANK_SIZE) -> tuple[np.ndarray, list[str]]:
     """Unwrap every person of every IUV in REAL_SOURCES: (bool N×size×size, names)."""
     from ..imageio import read_raw_u8
-    from ..unwrap import iuv_channels, select_person, visibility_from_iuv
+    from ..sources.iuv import iuv_channels, select_person, visibility_from_iuv
     from ..uv_layout import get_layout
 
     samples_dir = Path(samples_dir)

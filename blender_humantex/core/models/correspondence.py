@@ -86,7 +86,7 @@ def build_prior(textures: np.ndarray, valid: np.ndarray, chart: np.ndarray, k: i
 
 def save_prior(path, sources: np.ndarray, cost: np.ndarray, size: int, metadata: dict):
     from ..uv_layout import get_layout
-    from .weights import write_data_model
+    from .data_models import write_data_model
 
     # Only chart texels have sources: store their rows (77% of the square), with 16-bit indices.
     # (contiguous copies: safetensors writes an array's buffer as it lies in memory)
@@ -100,7 +100,7 @@ def save_prior(path, sources: np.ndarray, cost: np.ndarray, size: int, metadata:
 def load_prior(path) -> CorrespondencePrior:
     """Read a prior file; anything missing or inconsistent is a one-line WeightsError."""
     from ..uv_layout import get_layout
-    from .weights import read_data_model
+    from .data_models import read_data_model
 
     meta, tensors, size = read_data_model(path, PRIOR_FORMAT, "correspondence prior", ("sources", "cost"))
     sources, cost, name = tensors["sources"], tensors["cost"], Path(path).name

@@ -61,6 +61,6 @@ METHOD_CLASSES = {"full": FullMethod, "lazova": LazovaMethod}
 def define_method(name: str, networks: dict) -> nn.Module:
     """The method `name` over its loaded networks ({kind: network}; which kinds: core.pipeline.METHODS,
     the torch-free table the CLI and the add-on read)."""
-    from ..pipeline import METHODS
+    from ..request import METHODS
 
     return METHOD_CLASSES[name](*(networks[kind] for kind in METHODS[name]))

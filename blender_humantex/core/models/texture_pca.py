@@ -42,7 +42,7 @@ def fit_pca(textures: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
 
 def save_pca(path, mean: np.ndarray, basis: np.ndarray, metadata: dict):
     from ..uv_layout import get_layout
-    from .weights import write_data_model
+    from .data_models import write_data_model
 
     size = mean.shape[0]
     chart = get_layout(size).chart_mask  # only chart texels are stored (77% of the square)
@@ -58,7 +58,7 @@ def load_pca(path) -> TexturePCA:
     from pathlib import Path
 
     from ..uv_layout import get_layout
-    from .weights import read_data_model
+    from .data_models import read_data_model
 
     meta, tensors, size = read_data_model(path, PCA_FORMAT, "texture PCA", ("mean", "basis"))
     mean, basis = tensors["mean"], tensors["basis"]

@@ -5,16 +5,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..outputs import prepare_output_dir, publish, staged
-from ..projection import (
-    DEFAULT_ERODE_PX,
-    DEFAULT_MAX_ANGLE_DEG,
-    project_files,
-    write_projection,
-)
-from ..uv_layout import MAX_SIZE, MIN_SIZE
+from ..core.outputs import prepare_output_dir, publish, staged
+from ..core.request import MAX_SIZE, MIN_SIZE
+from ..core.sources.partial import PARTIAL_FILES, write_partial
+from ..core.sources.projection import DEFAULT_MARGIN_PX, DEFAULT_MAX_ANGLE_DEG, project_files
 from .progress import StderrProgress
-from .unwrap import PARTIAL_FILES, add_max_pixels_argument, add_output_arguments, positive_int
+from .unwrap import add_max_pixels_argument, add_output_arguments, positive_int
 
 
 def add_projection_arguments(parser, required: bool = True) -> None:
@@ -36,15 +32,11 @@ def add_projection_arguments(parser, required: bool = True) -> None:
                         help="person mask PNG, white = person (default: the photo's alpha channel, if any)")
     parser.add_argument("--y-up", action="store_true",
                         help="the mesh file is Y-up (glTF; OBJ exported with Blender's default axes)")
-    parser.add_argument("--margin", type=lambda t: positive_int(t) if t != "0" else 0, default=DEFAULT_ERODE_PX,
+    parser.add_argument("--margin", type=lambda t: positive_int(t) if t != "0" else 0, default=DEFAULT_MARGIN_PX,
                         metavar="PX", help="pixels kept clear of silhouettes and occlusion edges"
-                                           f" (default {DEFAULT_ERODE_PX})")
+                                           f" (default {DEFAULT_MARGIN_PX})")
     parser.add_argument("--max-angle", type=angle, default=DEFAULT_MAX_ANGLE_DEG, metavar="DEG",
                         help=f"drop texels seen more than DEG from head-on (default {DEFAULT_MAX_ANGLE_DEG:g})")
-
-
-def projection_options(args) -> dict:
-    return {"y_up": args.y_up, "erode_px": args.margin, "max_angle_deg": args.max_angle}
 
 
 def add_arguments(name: str, parser) -> None:
@@ -61,10 +53,11 @@ def run(name: str, args) -> int:
     progress = StderrProgress(quiet=args.quiet)
     out = prepare_output_dir(args.out, PARTIAL_FILES, overwrite=args.overwrite)  # before the work
     result = project_files(args.mesh, args.camera, args.photo, mask_path=args.mask, size=args.size,
-                           max_pixels=args.max_pixels, progress=progress, **projection_options(args))
+                           max_pixels=args.max_pixels, progress=progress, y_up=args.y_up, erode_px=args.margin,
+                           max_angle_deg=args.max_angle)
     progress("write", 0.0)
     with staged(out) as staging:
-        paths = publish(staging, out, write_projection(staging, result))
+        paths = publish(staging, out, write_partial(staging, result))
     progress("write", 1.0)
     meta = result.meta
     layout = "SMPL UV layout" if meta["uv_layout"] != "mesh" else "the mesh's own UV layout (not SMPL's)"

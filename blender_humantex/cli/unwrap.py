@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 
-from ..imageio import DEFAULT_MAX_PIXELS
-from ..job import MIN_COVERAGE, check_coverage
-from ..outputs import prepare_output_dir, publish, staged
-from ..unwrap import (
+from ..core.imageio import DEFAULT_MAX_PIXELS
+from ..core.job import MIN_COVERAGE, check_coverage
+from ..core.outputs import prepare_output_dir, publish, staged
+from ..core.sources.iuv import (
     AUTO_ERODE_MAX,
     AUTO_ERODE_PER_PX,
     DEFAULT_ERODE_PX,
@@ -16,12 +16,9 @@ from ..unwrap import (
     MAX_TEXTURE_SIZE,
     MIN_TEXTURE_SIZE,
     unwrap_files,
-    write_partial,
 )
+from ..core.sources.partial import PARTIAL_FILES, write_partial
 from .progress import StderrProgress
-
-# What `unwrap` and `project` write (core.unwrap.write_partial).
-PARTIAL_FILES = ("partial.png", "visibility.png", "meta.json")
 
 
 def positive_int(text: str) -> int:

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import torch
 
-from ..errors import InputError
-from ..losses import LossConfig
-from ..models import count_parameters
-from ..train import Dist, TrainConfig, Trainer, build_data_models, config_from_args
+from ..core.errors import InputError
+from ..core.losses import LossConfig
+from ..core.models import count_parameters
+from ..core.train import Dist, TrainConfig, Trainer, build_data_models, config_from_args
 
 
 def add_arguments(name, parser) -> None:
@@ -119,7 +119,7 @@ def run(name, args) -> int:
 def checkpoints_output(args, usage: str, count_ok) -> Path:
     """average / select: check --checkpoints (how many, that they exist) and return --out/<kind>.safetensors,
     the kind read from the last file, refusing to write over one of the inputs."""
-    from ..models import read_metadata
+    from ..core.models import read_metadata
 
     if not args.checkpoints or not count_ok(len(args.checkpoints)):
         raise InputError(f"{args.kind} needs {usage}", kind="bad_argument")
@@ -134,7 +134,7 @@ def checkpoints_output(args, usage: str, count_ok) -> Path:
 
 
 def average(args) -> int:
-    from ..models import average_weights
+    from ..core.models import average_weights
 
     out = checkpoints_output(args, "--checkpoints with at least two weights files", lambda n: n >= 2)
     average_weights(args.checkpoints, out, command=command_line(args))
@@ -143,7 +143,7 @@ def average(args) -> int:
 
 
 def select(args) -> int:
-    from ..models import select_checkpoint
+    from ..core.models import select_checkpoint
 
     out = checkpoints_output(args, "--checkpoints KEPT_CHECKPOINT RUN_WEIGHTS (two files)", lambda n: n == 2)
     select_checkpoint(*args.checkpoints, out, command=command_line(args))

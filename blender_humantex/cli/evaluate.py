@@ -5,11 +5,11 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from ..backbones import BACKBONE_FILES
-from ..device import DEVICE_HELP
-from ..errors import InputError
-from ..evaluate import default_dev_dir, evaluate
-from ..files import DEFAULT_WEIGHTS_DIR
+from ..core.backbones import BACKBONE_FILES
+from ..core.device import DEVICE_HELP
+from ..core.errors import InputError
+from ..core.evaluate import default_dev_dir, evaluate
+from ..core.files import DEFAULT_WEIGHTS_DIR
 
 
 def add_arguments(name, parser) -> None:

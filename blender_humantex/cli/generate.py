@@ -3,14 +3,16 @@ visibility): every layer to files."""
 
 from __future__ import annotations
 
-from ..device import DEVICE_HELP
-from ..errors import InputError
-from ..files import DEFAULT_WEIGHTS_DIR
-from ..job import DEFAULT_SIZE, MIN_COVERAGE, OUTPUT_FILES, from_partial, from_photo, from_projection
-from ..outputs import prepare_output_dir, publish, staged
-from ..pipeline import MAX_SIZE, METHODS, MIN_SIZE, Pipeline
+import dataclasses
+
+from ..core.device import DEVICE_HELP
+from ..core.files import DEFAULT_WEIGHTS_DIR
+from ..core.job import MIN_COVERAGE, OUTPUT_FILES, generate
+from ..core.outputs import prepare_output_dir, publish, staged
+from ..core.pipeline import Pipeline
+from ..core.request import DEFAULT_SIZE, GENERATE_FIELDS, MAX_SIZE, METHODS, MIN_SIZE, GenerateRequest
 from .progress import StderrProgress
-from .project import add_projection_arguments, projection_options
+from .project import add_projection_arguments
 from .unwrap import add_max_pixels_argument, add_output_arguments, add_unwrap_arguments, fraction
 
 
@@ -36,34 +38,33 @@ def add_arguments(name: str, parser) -> None:
 
 
 def run(name: str, args) -> int:
-    # The folder first: an unwritable or occupied one is an error before minutes of computing.
+    # The request first (one line for a bad one), then the folder: an unwritable or occupied one is an
+    # error before minutes of computing.
+    request = build_request(args)
     out = prepare_output_dir(args.out, OUTPUT_FILES.values(), overwrite=args.overwrite)
     pipeline = Pipeline(weights_dir=args.weights, device=args.device)
     with staged(out) as staging:
-        report = _run(name, args, pipeline, staging)
+        report = generate(pipeline, dataclasses.replace(request, out_dir=str(staging)),
+                          progress=StderrProgress(quiet=args.quiet), options=reader_options(args),
+                          min_coverage=args.min_coverage)
         report["outputs"] = publish(staging, out, report["outputs"])
     timings = ", ".join(f"{k} {v:.2f}s" for k, v in report["timings"].items())
     print(f"wrote {len(report['outputs'])} files to {out.resolve()} ({timings})")
     return 0
 
 
-def _run(name: str, args, pipeline, out_dir) -> dict:
-    common = dict(out_dir=out_dir, size=args.size, method=args.method, progress=StderrProgress(quiet=args.quiet),
-                  max_pixels=args.max_pixels, min_coverage=args.min_coverage)
-    if name == "complete":
-        report = from_partial(pipeline, partial=args.partial, visibility=args.visibility, **common)
-    elif args.mesh or args.camera:
-        if not (args.mesh and args.camera) or args.iuv or args.inds:
-            raise InputError("camera projection takes --photo, --mesh and --camera (no --iuv or --inds)",
-                             kind="missing_input")
-        report = from_projection(pipeline, photo=args.photo, mesh=args.mesh, camera=args.camera, mask=args.mask,
-                                 projection_options=projection_options(args), **common)
-    elif not args.iuv:
-        raise InputError("generate needs --iuv (DensePose), or --mesh and --camera (camera projection)",
-                         kind="missing_input")
-    else:
-        report = from_photo(
-            pipeline, photo=args.photo, iuv=args.iuv, inds=args.inds, person=args.person, iuv_order=args.iuv_order,
-            unwrap_options={"on_size_mismatch": args.on_size_mismatch, "erode_px": args.erode}, **common,
-        )
-    return report
+def build_request(args) -> GenerateRequest:
+    """The command's arguments as the one generate request (its source from the inputs given)."""
+    values = {name: getattr(args, name, None) for name in GENERATE_FIELDS}
+    values["out_dir"] = args.out
+    if values.get("iuv_order") == "auto":  # the flag's default: the reader's default, not a choice
+        values["iuv_order"] = None
+    return GenerateRequest.from_fields(values)
+
+
+def reader_options(args) -> dict:
+    """The readers' options outside the request, from the flags; each source's reader takes its own
+    (Source.options), and `complete` has none of these flags."""
+    flags = {"on_size_mismatch": "on_size_mismatch", "erode_px": "erode", "y_up": "y_up", "margin_px": "margin",
+             "max_angle_deg": "max_angle"}
+    return {option: getattr(args, flag, None) for option, flag in flags.items()}

@@ -1,4 +1,4 @@
-"""DensePose IUV + photo -> partial SMPL-UV texture and its visibility mask.
+"""The `iuv` source: DensePose IUV + photo -> partial SMPL-UV texture and its visibility mask.
 
 Method (inverse mapping, so a small person never leaves holes in a large texture):
 1. The chosen person's pixels are taken from the IUV (and INDS), and the silhouette is eroded so that
@@ -22,17 +22,19 @@ when both or neither could be I.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import time
-from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
-from .errors import InputError
-from .files import write_json
-from .imageio import DEFAULT_MAX_PIXELS, read_raw_u8, read_rgb, write_png
-from .uv_layout import DP_GRID, LAYOUT_ID, check_size, get_layout, rasterize_triangles
+from ..errors import InputError
+from ..files import to_plain
+from ..imageio import DEFAULT_MAX_PIXELS, read_raw_u8, read_rgb
+from ..request import check_size
+from ..uv_layout import DP_GRID, LAYOUT_ID, get_layout, rasterize_triangles
+from .partial import PartialTexture, as_photo
+from .raster import erode
 
 # The unwrap's own texture sizes, inside uv_layout's MIN_SIZE..MAX_SIZE (see working_size).
 MIN_TEXTURE_SIZE, MAX_TEXTURE_SIZE = 256, 2048
@@ -52,18 +54,6 @@ STRETCH_FLOOR = 6.0
 # and so does this module. (Against SMPLitex's partial texture, -0.5 scores 0.3 dB higher and +0.5 0.9 dB
 # lower; that reference has its own rounding, so DensePose's convention is kept.)
 IUV_CELL_CENTRE = 0.0
-
-
-@dataclass
-class PartialTexture:
-    partial: np.ndarray  # float32 S×S×3 in [0, 1], sRGB as in the photo; unseen texels exactly 0
-    visibility: np.ndarray  # float32 S×S in {0, 1}
-    meta: dict = field(default_factory=dict)
-    photo: np.ndarray | None = None  # float32 H×W×3, the photo as unwrap_files read it (for contact sheets)
-
-    @property
-    def size(self) -> int:
-        return int(self.partial.shape[0])
 
 
 # ---------------------------------------------------------------- input checks
@@ -111,23 +101,6 @@ def iuv_channels(raw: np.ndarray, order: str = "auto") -> tuple[np.ndarray, str]
     return np.ascontiguousarray(iuv), order
 
 
-def as_photo(photo: np.ndarray) -> np.ndarray:
-    """A photo array as float32 H×W×3 in [0, 1] (grey repeated, uint8 scaled, alpha over black), or InputError."""
-    photo = np.asarray(photo)
-    if photo.ndim == 2:
-        photo = np.repeat(photo[..., None], 3, axis=2)
-    if photo.ndim != 3 or photo.shape[2] not in (3, 4):
-        raise InputError(f"photo must be H×W×3 (or ×4), got shape {photo.shape}", kind="bad_photo")
-    if photo.dtype == np.uint8:
-        photo = photo.astype(np.float32) / 255.0
-    photo = photo.astype(np.float32, copy=False)
-    if photo.shape[2] == 4:  # composite over black, as imageio.read_rgb does for files
-        photo = photo[..., :3] * photo[..., 3:4]
-    if not np.isfinite(photo).all():
-        raise InputError("photo contains NaN or infinite values", kind="bad_photo")
-    return np.ascontiguousarray(np.clip(photo, 0.0, 1.0))
-
-
 def _as_inds(inds: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     inds = np.asarray(inds)
     if inds.ndim == 3:
@@ -173,7 +146,7 @@ def select_person(iuv: np.ndarray, inds: np.ndarray | None, person: int | None):
     return mask, chosen, persons
 
 
-def _check_size(size) -> int:
+def _check_unwrap_size(size) -> int:
     return check_size(size, low=MIN_TEXTURE_SIZE, high=MAX_TEXTURE_SIZE)
 
 
@@ -186,14 +159,9 @@ def working_size(output_size: int) -> int:
 # ---------------------------------------------------------------- the mapping
 
 
-def _erode(mask: np.ndarray, px: int) -> np.ndarray:
-    if px <= 0:
-        return mask
-    import cv2
-
-    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * px + 1, 2 * px + 1))
-    # border_value 0: pixels on the image edge count as outline too
-    return cv2.erode(mask.astype(np.uint8), kernel, borderType=cv2.BORDER_CONSTANT, borderValue=0).astype(bool)
+# Triangles of neighbouring pixels on one part: (a, b, c) and (b, d, c) in each 2×2 block, where
+# a = (r, c), b = (r, c+1), c = (r+1, c), d = (r+1, c+1). Offsets are (row, col) from the block corner.
+PIXEL_TRIANGLES = (((0, 0), (0, 1), (1, 0)), ((0, 1), (1, 1), (1, 0)))
 
 
 def photo_position_grid(iuv: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -202,42 +170,47 @@ def photo_position_grid(iuv: np.ndarray, mask: np.ndarray) -> np.ndarray:
     Returns float32 25×256×256×2 (x, y) in IUV pixel coordinates (pixel centres at integers); NaN where
     the person does not show that point.
     """
-    g = DP_GRID
     part = np.where(mask, iuv[..., 0], 0).astype(np.int16)
     u = iuv[..., 1].astype(np.int16)
     v = iuv[..., 2].astype(np.int16)
-
-    # Triangles of neighbouring pixels on one part: (a, b, c) and (b, d, c) in each 2×2 block, where
-    # a = (r, c), b = (r, c+1), c = (r+1, c), d = (r+1, c+1). Offsets are (row, col) from the block corner.
-    corners_of = (((0, 0), (0, 1), (1, 0)), ((0, 1), (1, 1), (1, 0)))
     view = {}
     for dr in (0, 1):
         for dc in (0, 1):
             sl = (slice(dr, part.shape[0] - 1 + dr), slice(dc, part.shape[1] - 1 + dc))
             view[dr, dc] = (part[sl], u[sl], v[sl])
     same, ext = [], []
-    for corners in corners_of:
+    for corners in PIXEL_TRIANGLES:
         (p0, u0, v0), (p1, u1, v1), (p2, u2, v2) = (view[k] for k in corners)
         same.append((p0 > 0) & (p1 == p0) & (p2 == p0))
         # (U, V) bounding-box extent of the triangle: the stretch measure, cheap in integers
         ext_u = np.maximum(np.maximum(u0, u1), u2) - np.minimum(np.minimum(u0, u1), u2)
         ext_v = np.maximum(np.maximum(v0, v1), v2) - np.minimum(np.minimum(v0, v1), v2)
         ext.append(np.maximum(ext_u, ext_v))
+    grid = _rasterised_grid(view, same, ext, _stretch_limits(view, same, ext))
+    _direct_cells(grid, part, u, v)
+    return grid
 
-    # per-part stretch limit from the 90th percentile of the extent (a histogram per part)
+
+def _stretch_limits(view: dict, same: list, ext: list) -> np.ndarray:
+    """Per part, the largest (U, V) extent of a kept triangle: from the 90th percentile of the extent
+    (a histogram per part)."""
     hist = np.zeros((25, 256), dtype=np.int64)
-    for k, corners in enumerate(corners_of):
+    for k, corners in enumerate(PIXEL_TRIANGLES):
         p0 = view[corners[0]][0]
         hist += np.bincount(p0[same[k]].astype(np.intp) * 256 + ext[k][same[k]], minlength=25 * 256).reshape(25, 256)
     cdf = np.cumsum(hist, axis=1)
     p90 = np.argmax(cdf >= 0.9 * np.maximum(cdf[:, -1:], 1), axis=1)
-    limit = np.maximum(STRETCH_FLOOR, STRETCH_FACTOR * p90).astype(np.int16)
+    return np.maximum(STRETCH_FLOOR, STRETCH_FACTOR * p90).astype(np.int16)
 
+
+def _rasterised_grid(view: dict, same: list, ext: list, limit: np.ndarray) -> np.ndarray:
+    """The kept pixel triangles rasterised into the 25 part grids, interpolating their corners' image positions."""
+    g = DP_GRID
     tri_u, tri_v, tri_p, tri_xy = [], [], [], []
-    for k, corners in enumerate(corners_of):
+    for k, corners in enumerate(PIXEL_TRIANGLES):
         p0 = view[corners[0]][0]
         # a triangle inside one 1×1 cell square covers no grid point but its own corners, which the
-        # direct per-cell means below already give: skip those (most triangles, for a large person)
+        # direct per-cell means (_direct_cells) already give: skip those (most triangles, for a large person)
         keep = same[k] & (ext[k] > 1) & (ext[k] <= limit[p0])
         r, c = np.nonzero(keep)
         tri_p.append(p0[r, c])
@@ -245,7 +218,6 @@ def photo_position_grid(iuv: np.ndarray, mask: np.ndarray) -> np.ndarray:
         tri_v.append(np.stack([view[q][2][r, c] for q in corners], axis=1))
         tri_xy.append(np.stack([np.stack([c + q[1], r + q[0]], axis=-1) for q in corners], axis=1))
     kp = np.concatenate(tri_p).astype(np.float64)
-
     grid = np.full((25, g, g, 2), np.nan, dtype=np.float32)
     if len(kp):
         tu = np.concatenate(tri_u).astype(np.float64)
@@ -257,8 +229,13 @@ def photo_position_grid(iuv: np.ndarray, mask: np.ndarray) -> np.ndarray:
         strip = np.full((g, 25 * g, 2), np.nan, dtype=np.float32)
         strip[hit] = np.einsum("nk,nkc->nc", bary[hit], positions[index[hit]])
         grid = np.ascontiguousarray(strip.reshape(g, 25, g, 2).transpose(1, 0, 2, 3))
+    return grid
 
-    # cells hit by pixels directly: the mean position of those pixels (exact where the person is large)
+
+def _direct_cells(grid: np.ndarray, part: np.ndarray, u: np.ndarray, v: np.ndarray) -> None:
+    """Cells hit by pixels directly take the mean position of those pixels (exact where the person is
+    large), in place; part 0 (the background) has no positions."""
+    g = DP_GRID
     ys, xs = np.nonzero(part > 0)
     cell = (part[ys, xs].astype(np.int64) * g + v[ys, xs]) * g + u[ys, xs]
     n_cells = 25 * g * g
@@ -268,7 +245,6 @@ def photo_position_grid(iuv: np.ndarray, mask: np.ndarray) -> np.ndarray:
     flat[hit, 0] = (np.bincount(cell, weights=xs, minlength=n_cells)[hit] / count[hit]).astype(np.float32)
     flat[hit, 1] = (np.bincount(cell, weights=ys, minlength=n_cells)[hit] / count[hit]).astype(np.float32)
     grid[0] = np.nan
-    return grid
 
 
 @functools.lru_cache(maxsize=4)
@@ -341,7 +317,7 @@ def _prepare(iuv, inds, person, erode_px):
             f" {max_erode_px(iuv.shape[:2])} px ({MAX_ERODE_FRACTION:.0%} of its shorter side)",
             kind="bad_argument",
         )
-    eroded = _erode(mask, int(erode_px))
+    eroded = erode(mask, int(erode_px), "ellipse")
     if not eroded.any():
         eroded = mask  # a person thinner than the erosion: keep what there is rather than nothing
     return mask, eroded, chosen, persons, int(erode_px)
@@ -372,51 +348,28 @@ def unwrap(photo: np.ndarray, iuv: np.ndarray, inds: np.ndarray | None = None, p
     """
     timings = {}
     t0 = time.perf_counter()
-    size = _check_size(size)
-    if on_size_mismatch not in ("error", "resize"):
-        raise InputError(f"on_size_mismatch must be 'error' or 'resize', got {on_size_mismatch!r}", kind="bad_argument")
-    photo = as_photo(photo)
-    iuv = np.asarray(iuv)
-    if iuv.ndim == 3 and photo.shape[:2] != iuv.shape[:2]:
-        if on_size_mismatch == "error":
-            raise InputError(
-                f"photo is {photo.shape[1]}×{photo.shape[0]} but the IUV is {iuv.shape[1]}×{iuv.shape[0]};"
-                " pass --on-size-mismatch resize to stretch the IUV over the photo",
-                kind="size_mismatch",
-            )
-    if progress:
-        progress("unwrap", 0.0)
+    report = progress or (lambda stage, fraction: None)
+    size = _check_unwrap_size(size)
+    photo, iuv = _photo_and_iuv(photo, iuv, on_size_mismatch)
+    report("unwrap", 0.0)
     mask, eroded, chosen, persons, erode_px = _prepare(iuv, inds, person, erode_px)
     timings["select_ms"] = (time.perf_counter() - t0) * 1e3
 
     t = time.perf_counter()
     layout = get_layout(size)
     timings["layout_ms"] = (time.perf_counter() - t) * 1e3
-    if progress:
-        progress("unwrap", 0.3)
+    report("unwrap", 0.3)
 
     t = time.perf_counter()
-    grid = photo_position_grid(iuv, eroded)
-    xy, visible = texel_photo_positions(grid, layout)
+    xy, visible = texel_photo_positions(photo_position_grid(iuv, eroded), layout)
     timings["map_ms"] = (time.perf_counter() - t) * 1e3
-    if progress:
-        progress("unwrap", 0.7)
+    report("unwrap", 0.7)
 
     t = time.perf_counter()
-    import cv2
-
-    # IUV pixel centres -> photo pixel centres (identity when the sizes match)
-    sx = photo.shape[1] / iuv.shape[1]
-    sy = photo.shape[0] / iuv.shape[0]
-    map_x = np.where(visible, (xy[..., 0] + 0.5) * sx - 0.5, -1.0).astype(np.float32)
-    map_y = np.where(visible, (xy[..., 1] + 0.5) * sy - 0.5, -1.0).astype(np.float32)
-    partial = cv2.remap(photo, map_x, map_y, interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    visibility = visible.astype(np.float32)
-    partial *= visibility[..., None]
+    partial, visibility = _sample_photo(photo, iuv.shape[:2], xy, visible)
     timings["sample_ms"] = (time.perf_counter() - t) * 1e3
     timings["total_ms"] = (time.perf_counter() - t0) * 1e3
-    if progress:
-        progress("unwrap", 1.0)
+    report("unwrap", 1.0)
 
     chart_texels = int(layout.chart_mask.sum())
     meta = {
@@ -432,7 +385,37 @@ def unwrap(photo: np.ndarray, iuv: np.ndarray, inds: np.ndarray | None = None, p
         "erode_px": int(erode_px),
         "timings_ms": {k: round(v, 2) for k, v in timings.items()},
     }
-    return PartialTexture(partial=partial.astype(np.float32, copy=False), visibility=visibility, meta=meta)
+    return PartialTexture(partial=partial, visibility=visibility, meta=meta)
+
+
+def _photo_and_iuv(photo, iuv, on_size_mismatch: str) -> tuple[np.ndarray, np.ndarray]:
+    """(the photo as float32 H×W×3, the IUV as an array), or InputError when their sizes differ and may not."""
+    if on_size_mismatch not in ("error", "resize"):
+        raise InputError(f"on_size_mismatch must be 'error' or 'resize', got {on_size_mismatch!r}", kind="bad_argument")
+    photo = as_photo(photo)
+    iuv = np.asarray(iuv)
+    if iuv.ndim == 3 and photo.shape[:2] != iuv.shape[:2] and on_size_mismatch == "error":
+        raise InputError(
+            f"photo is {photo.shape[1]}×{photo.shape[0]} but the IUV is {iuv.shape[1]}×{iuv.shape[0]};"
+            " pass --on-size-mismatch resize to stretch the IUV over the photo",
+            kind="size_mismatch",
+        )
+    return photo, iuv
+
+
+def _sample_photo(photo: np.ndarray, iuv_shape, xy: np.ndarray, visible: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(partial float32 S×S×3, visibility float32 S×S): the photo sampled bilinearly at the seen texels' positions."""
+    import cv2
+
+    # IUV pixel centres -> photo pixel centres (identity when the sizes match)
+    sx = photo.shape[1] / iuv_shape[1]
+    sy = photo.shape[0] / iuv_shape[0]
+    map_x = np.where(visible, (xy[..., 0] + 0.5) * sx - 0.5, -1.0).astype(np.float32)
+    map_y = np.where(visible, (xy[..., 1] + 0.5) * sy - 0.5, -1.0).astype(np.float32)
+    partial = cv2.remap(photo, map_x, map_y, interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    visibility = visible.astype(np.float32)
+    partial *= visibility[..., None]
+    return partial.astype(np.float32, copy=False), visibility
 
 
 # ---------------------------------------------------------------- files
@@ -458,7 +441,7 @@ def unwrap_files(photo_path, iuv_path, inds_path=None, person: int | None = None
     if progress:
         progress("load", 0.0)
     t = time.perf_counter()
-    size = _check_size(size)
+    size = _check_unwrap_size(size)
     photo = read_rgb(photo_path, max_pixels=max_pixels)
     iuv, order = iuv_channels(read_raw_u8(iuv_path, max_pixels=max_pixels), iuv_order)
     inds = _read_inds(inds_path, max_pixels) if inds_path is not None else None
@@ -475,19 +458,21 @@ def unwrap_files(photo_path, iuv_path, inds_path=None, person: int | None = None
         progress("load", 1.0)
     result = unwrap(photo, iuv, inds=inds, person=person, size=size, erode_px=erode_px,
                     on_size_mismatch=on_size_mismatch, progress=progress)
-    result.meta.update(
-        photo=str(photo_path), iuv=str(iuv_path), inds=None if inds_path is None else str(inds_path), iuv_order=order
-    )
-    result.meta["timings_ms"]["load_ms"] = round(load_ms, 2)
-    result.photo = photo
-    return result
+    meta = dict(result.meta, photo=str(photo_path), iuv=str(iuv_path),
+                inds=None if inds_path is None else str(inds_path), iuv_order=order)
+    meta["timings_ms"] = dict(meta["timings_ms"], load_ms=round(load_ms, 2))
+    return dataclasses.replace(result, meta=meta, photo=photo)
 
 
-def write_partial(out_dir, result: PartialTexture) -> dict[str, Path]:
-    """Write partial.png, visibility.png and meta.json (the CLI contract) into out_dir."""
-    out_dir = Path(out_dir)
-    return {
-        "partial": write_png(out_dir / "partial.png", result.partial),
-        "visibility": write_png(out_dir / "visibility.png", result.visibility),
-        "meta": write_json(out_dir / "meta.json", result.meta),
-    }
+def read(request, size, progress=None, on_size_mismatch: str = "error",
+         erode_px: int | None = DEFAULT_ERODE_PX) -> PartialTexture:
+    """The `iuv` source: photo + DensePose IUV (+ INDS), unwrapped at the working size for `size`."""
+    options = {"iuv_order": request.iuv_order} if request.iuv_order is not None else {}
+    if request.max_pixels is not None:
+        options["max_pixels"] = request.max_pixels
+    result = unwrap_files(request.photo, request.iuv, inds_path=request.inds, person=request.person,
+                          size=working_size(size), on_size_mismatch=on_size_mismatch, erode_px=erode_px,
+                          progress=progress, **options)
+    job_meta = {} if request.person is None else {"person": request.person}
+    job_meta["unwrap"] = to_plain(result.meta)
+    return dataclasses.replace(result, job_meta=job_meta)

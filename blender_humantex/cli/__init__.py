@@ -27,7 +27,7 @@ SUBCOMMANDS = {
 
 
 def build_parser(argv) -> argparse.ArgumentParser:
-    from ...version import __version__
+    from ..version import __version__
 
     parser = argparse.ArgumentParser(prog="humantex", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"humantex {__version__}")
@@ -43,7 +43,7 @@ def build_parser(argv) -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    from ..errors import HumantexError
+    from ..core.errors import HumantexError
 
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
