@@ -227,7 +227,7 @@ def test_sampler_fill_is_smooth_where_the_prior_reaches_nothing():
     from pathlib import Path
 
     from blender_humantex.core.models import load_model
-    from blender_humantex.core.unwrap import unwrap_files
+    from blender_humantex.core.sources.iuv import unwrap_files
 
     example = Path(__file__).resolve().parents[1] / "examples" / "densepose_pr99"
     unwrapped = unwrap_files(example / "im.jpg", example / "IUV.png", example / "INDS.png", size=1024)

@@ -12,7 +12,9 @@ Sets:
 - procedural: the first N items of the procedural *test* split (texture seeds disjoint from training);
 - dev: ../shared/data/dev_textures (complete SMPL-UV textures, never trained on), each masked with
   the real DensePose visibilities 3, 6, 10 and 11 (core.data.dev_eval_set; training never uses them);
-- validation: the 14 held-out train_textures (core.data.datasets.validation_eval_set): the set tuned on.
+- validation: the 14 held-out train_textures (core.data.datasets.validation_eval_set): the set tuned on;
+- validation_photometric: the same cases with photo-like partials (shading, white balance, blur, JPEG,
+  noise, occluders: core.data.photometric), for robustness to real photos.
 
 Metrics (core.metrics): LPIPS (alex, v0.1), PSNR and SSIM at 256² (the paper's; `size` 512 for the
 resolution artists use: the textures, masks and outputs all at that size), over the texels inside the SMPL
@@ -128,7 +130,7 @@ def figure(samples, outputs, chart_mask, n_rows: int = 3) -> np.ndarray:
 
 def evaluate(out_dir, weights_dir=None, dev_dir=None, procedural: int = 0, masks_per_texture: int = 0,
              seed: int = 0, device: str = "auto", backbone_path=None, figure_rows: int = 3,
-             validation: bool = False, size: int = EVAL_SIZE) -> dict:
+             validation: bool = False, size: int = EVAL_SIZE, photometric: bool = False) -> dict:
     """Run every row on the chosen sets at `size`², write results.md / results.json / figures, return the tables.
 
     The dev set is the fixed protocol (every dev texture with the real masks DEV_PROTOCOL_MASKS) unless
@@ -141,8 +143,8 @@ def evaluate(out_dir, weights_dir=None, dev_dir=None, procedural: int = 0, masks
     from .pipeline import Pipeline
     from .uv_layout import get_layout
 
-    if not dev_dir and procedural <= 0 and not validation:
-        raise InputError("nothing to evaluate: give --dev-dir DIR, --validation and/or --procedural N",
+    if not dev_dir and procedural <= 0 and not validation and not photometric:
+        raise InputError("nothing to evaluate: give --dev-dir DIR, --validation, --photometric and/or --procedural N",
                          kind="bad_argument")
     out_dir = Path(out_dir)
     pipeline = Pipeline(weights_dir=weights_dir, device=device)
@@ -155,6 +157,9 @@ def evaluate(out_dir, weights_dir=None, dev_dir=None, procedural: int = 0, masks
     if validation:
         sets.append(("validation", "Validation split (14 train_textures held out; 2 real masks + 1 side/back view each)",
                      validation_eval_set(size)))
+    if photometric:
+        sets.append(("validation_photometric", "Validation split, photo-like partials (core.data.photometric)",
+                     validation_eval_set(size, photometric=True)))
     if dev_dir:
         protocol = None if masks_per_texture > 0 else DEV_PROTOCOL_MASKS
         what = (f"real masks {', '.join(map(str, protocol))}" if protocol else
