@@ -19,7 +19,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-SAMPLES = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "densepose_samples"
+from blender_humantex.core.data.textures import shared_data_dir
+
+SAMPLES = shared_data_dir() / "densepose_samples"  # ../shared/data beside the checkout, or $HUMANTEX_SHARED_DATA
 # (name, photo, IUV, INDS or None, --iuv-order): every sample folder's photos that have an IUV
 CASES = (
     ("densepose_pr99", "densepose_pr99/im.jpg", "densepose_pr99/IUV.png", "densepose_pr99/INDS.png", "vui"),

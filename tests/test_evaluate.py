@@ -112,7 +112,7 @@ def test_shipped_weights_are_trained_documented_and_small(repo):
         assert "SMPLitex" in meta["data"] and "no dev textures" in meta["data"]
         assert f"{iterations} steps" in card or f"step {iterations}" in card, kind
         train_config = json.loads(meta["train_config"])
-        assert train_config["data"] == "real"
+        assert train_config["data"] in ("real", "real+photometric")
         if kind != "sampler":
             assert train_config["loss"]["adversarial"] is False and train_config["crop"] == 128
     validation = {p.stem for p in texture_files("validation")}

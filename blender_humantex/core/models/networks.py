@@ -310,7 +310,8 @@ class SamplerNet(_TextureNet):
 
     def sample_with_prior(self, partial_texture, visibility, offset) -> SamplerOutput:
         """T_sample = Σ_j w_j · grid_sample(partial, identity + prior_offset_j + learned offset), then the
-        structural "mirror, else nearest seen texel" grid where the prior reached no seen texel."""
+        config.prior_fill where the prior reached no seen texel: a smooth push-pull of the part's known colours
+        (grid_prior.smooth_fill), or the old structural "mirror, else nearest seen texel" grid."""
         if self.prior is None:
             raise RuntimeError("this sampler needs its correspondence prior: call attach_prior() first")
         n, _, h, w = partial_texture.shape
