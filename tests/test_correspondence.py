@@ -167,3 +167,80 @@ def test_sparse_slot_sampling_equals_the_dense_sum_and_passes_gradients():
         (grad_sparse,) = torch.autograd.grad(sparse.sum(), base)
         (grad_dense,) = torch.autograd.grad(dense.sum(), base)
         torch.testing.assert_close(grad_sparse, grad_dense, atol=1e-5, rtol=1e-4)
+
+
+# ----------------------------------------------------------------------------- what the prior does not reach
+
+
+def test_push_pull_keeps_known_colours_and_interpolates_smoothly_between_them():
+    from blender_humantex.core.models.grid_prior import push_pull
+
+    weight = torch.zeros(1, 1, 32, 32)
+    colour = torch.zeros(1, 3, 32, 32)
+    weight[..., :, :4] = 1
+    colour[:, :, :, :4] = torch.tensor([1.0, 0.0, 0.0])[:, None, None]
+    weight[..., :, -4:] = 1
+    colour[:, :, :, -4:] = torch.tensor([0.0, 0.0, 1.0])[:, None, None]
+    fill, has = push_pull(colour * weight, weight)
+    assert has.tolist() == [True]
+    assert torch.allclose(fill[..., :4], colour[..., :4]) and torch.allclose(fill[..., -4:], colour[..., -4:])
+    red = fill[0, 0, 16]  # across the gap: from red to blue, monotonically, never out of range
+    assert (red[4:-4].diff() <= 1e-6).all() and red.min() >= 0 and red.max() <= 1
+    assert torch.allclose(fill.sum(1), torch.ones(1, 32, 32), atol=1e-5), "a mix of the two colours only"
+    nothing, has = push_pull(torch.zeros(1, 3, 8, 8), torch.zeros(1, 1, 8, 8))
+    assert has.tolist() == [False] and not nothing.any()
+
+
+def test_smooth_fill_stays_in_the_part_and_uses_the_mirror_part_when_a_part_has_nothing():
+    from blender_humantex.core.models.grid_prior import smooth_fill
+    from blender_humantex.core.uv_layout import PART_MIRROR
+
+    size = 128
+    layout = get_layout(size)
+    part = torch.from_numpy(layout.part_label.astype(np.int64))
+    colours = torch.rand(25, 3, generator=torch.Generator().manual_seed(0))
+    texture = colours[part].permute(2, 0, 1)[None]  # 1×3×H×W: each part one colour
+    known = torch.from_numpy(((np.arange(size)[None, :] % 3 == 0) & layout.chart_mask).astype(np.float32))[None, None]
+    right_hand, left_hand = 3, 4
+    known[0, 0][part == right_hand] = 0  # one hand unseen: it takes the other hand's colour
+    both_feet = (part == 5) | (part == 6)
+    known[0, 0][both_feet] = 0  # both feet unseen: a fill from everything known, still in range
+    filled = smooth_fill(texture * known, known)
+    assert torch.equal(filled * known, texture * known), "known texels keep their colour"
+    chart = torch.from_numpy(layout.chart_mask)
+    for p in range(1, 25):
+        inside = (part == p) & chart & ~both_feet
+        if p == right_hand:
+            assert PART_MIRROR[p] == left_hand
+            expected = colours[left_hand]
+        else:
+            expected = colours[p]
+        assert torch.allclose(filled[0][:, inside], expected[:, None], atol=1e-4), f"part {p}"
+    assert filled[0][:, both_feet].min() >= 0 and filled[0][:, both_feet].max() <= 1
+
+
+def test_sampler_fill_is_smooth_where_the_prior_reaches_nothing():
+    """The shipped sampler at 1024² on the bundled example: the texels its prior does not reach (the
+    unseen hands, the chart borders its 128² cells leave out) vary smoothly (no streaks), unlike the
+    "nearest seen texel" grid's."""
+    import dataclasses
+    from pathlib import Path
+
+    from blender_humantex.core.models import load_model
+    from blender_humantex.core.sources.iuv import unwrap_files
+
+    example = Path(__file__).resolve().parents[1] / "examples" / "densepose_pr99"
+    unwrapped = unwrap_files(example / "im.jpg", example / "IUV.png", example / "INDS.png", size=1024)
+    partial = torch.from_numpy(np.ascontiguousarray(unwrapped.partial)).permute(2, 0, 1)[None].float()
+    visibility = torch.from_numpy(np.ascontiguousarray(unwrapped.visibility, dtype=np.float32))[None, None]
+    sampler = load_model(Path(__file__).resolve().parents[1] / "blender_humantex" / "weights" / "sampler.safetensors")
+    assert sampler.config.prior_fill == "smooth"
+    hands = torch.from_numpy(np.isin(get_layout(1024).part_label, (3, 4)))
+    roughness = {}
+    for fill in ("smooth", "nearest"):
+        sampler.config = dataclasses.replace(sampler.config, prior_fill=fill)
+        with torch.no_grad():
+            texture = sampler(partial, visibility).t_sample[0]
+        step = (texture[:, 1:, :] - texture[:, :-1, :]).abs().sum(0)  # 1023×1024 vertical differences
+        roughness[fill] = float(step[hands[1:] & hands[:-1]].mean())
+    assert roughness["smooth"] < 0.2 * roughness["nearest"], roughness

@@ -317,3 +317,72 @@ def test_dev_eval_set(shared_data, bank):
     assert all(np.array_equal(a["partial"], b["partial"]) for a, b in zip(samples, again, strict=True))
     with pytest.raises(InputError):
         dev_eval_set(shared_data / "no_such_dir")
+
+
+# ---------------------------------------------------------------------------------------- photometric augmentation
+
+
+def test_photometric_augmentation_degrades_the_partial_only(layout):
+    from blender_humantex.core.data import photometric
+
+    target = procedural.make_texture(7)
+    rng = np.random.default_rng(0)
+    seen = visibility.sample_visibility(rng, 256)
+    always = photometric.PhotometricConfig(p_any=1.0, p_colour=0.0, p_shading=1.0, p_folds=1.0, p_blur=1.0,
+                                           p_noise=1.0, p_jpeg=1.0, p_occluder=1.0)
+    out_target, partial = photometric.augment(np.random.default_rng(5), target, seen, always)
+    assert out_target is target or np.array_equal(out_target, target), "without colour the target stays clean"
+    assert partial.dtype == np.float32 and partial.min() >= 0 and partial.max() <= 1
+    assert not partial[seen < 0.5].any(), "unseen texels stay 0"
+    clean = target * seen[..., None]
+    diff = np.abs(partial - clean)[seen > 0.5]
+    assert diff.mean() > 0.02, "the seen texels are degraded"
+    again = photometric.augment(np.random.default_rng(5), target, seen, always)
+    assert np.array_equal(again[1], partial), "a function of the seed alone"
+    other = photometric.augment(np.random.default_rng(6), target, seen, always)[1]
+    assert not np.array_equal(other, partial)
+
+
+def test_photometric_colour_goes_to_target_and_partial_alike(layout):
+    from blender_humantex.core.data import photometric
+
+    target = procedural.make_texture(3)
+    seen = (layout.chart_mask & (np.arange(256)[None, :] < 128)).astype(np.float32)
+    colour_only = photometric.PhotometricConfig(p_any=1.0, p_colour=1.0, p_shading=0.0, p_folds=0.0, p_blur=0.0,
+                                                p_noise=0.0, p_jpeg=0.0, p_occluder=0.0)
+    out_target, partial = photometric.augment(np.random.default_rng(1), target, seen, colour_only)
+    assert not np.allclose(out_target, target, atol=0.01), "the camera's colour changed the texture"
+    assert np.allclose(partial, out_target * seen[..., None], atol=1e-6), "the fill must continue the photo's colour"
+    assert not out_target[~layout.chart_mask].any(), "outside the charts stays black"
+    none = photometric.PhotometricConfig(p_any=0.0)
+    same_target, same_partial = photometric.augment(np.random.default_rng(1), target, seen, none)
+    assert np.array_equal(same_target, target) and np.array_equal(same_partial, target * seen[..., None])
+
+
+def test_blur_of_the_seen_texels_keeps_their_level():
+    from blender_humantex.core.data import photometric
+
+    flat = np.full((64, 64, 3), 0.6, np.float32)
+    seen = np.zeros((64, 64), np.float32)
+    seen[16:48, 16:48] = 1
+    blurred = photometric.blur_seen(flat * seen[..., None], seen, 2.0)
+    assert np.allclose(blurred[seen > 0.5], 0.6, atol=1e-4), "no dark rim from the unseen zeros"
+
+
+def test_real_dataset_photometric_items(shared_data):
+    from blender_humantex.core.data import RealTextureDataset
+
+    plain = RealTextureDataset(size=128, length=40, seed=2)
+    augmented = RealTextureDataset(size=128, length=40, seed=2, photometric=True)
+    changed = 0
+    for i in range(0, 40, 4):
+        a, b = plain[i], augmented[i]
+        assert torch_equal(a["visibility"], b["visibility"]) and torch_equal(a["valid"], b["valid"])
+        assert torch_equal(b["partial"] * (1 - b["visibility"]), 0 * b["partial"]), "unseen texels stay 0"
+        assert torch_equal(augmented[i]["partial"], b["partial"]), "deterministic"
+        changed += not torch_equal(a["partial"], b["partial"])
+    assert changed >= 5, "most items are augmented"
+
+
+def torch_equal(a, b) -> bool:
+    return bool((a == b).all())

@@ -43,6 +43,29 @@ def test_evaluate_writes_tables_and_figure(random_weights, shared_data, tmp_path
     assert (out / "figure_procedural.png").is_file() and (out / "figure_dev.png").is_file()
 
 
+def test_evaluate_at_512_and_on_photo_like_partials(random_weights, shared_data, tmp_path):
+    """--size 512 makes and scores the sets at 512²; --photometric adds the validation split with
+    photo-like partials (the same cases, degraded, seeded: twice the same numbers)."""
+    out = tmp_path / "eval"
+    assert main(["evaluate", "--weights", str(random_weights), "--dev-dir", str(shared_data / "dev_textures"),
+                 "--masks-per-texture", "1", "--size", "512", "--out", str(out), "--device", "cpu"]) == 0
+    report = json.loads((out / "results.json").read_text())
+    assert report["size"] == 512 and "512²" in (out / "results.md").read_text()
+    assert read_rgb(out / "figure.png").shape[1] == (len(ev.ROWS) + 2) * 512
+    assert main(["evaluate", "--out", str(tmp_path), "--weights", str(random_weights), "--validation", "--size", "8"]) == 2
+    from blender_humantex.core.data.datasets import validation_eval_set
+
+    clean, degraded = validation_eval_set(64), validation_eval_set(64, photometric=True)
+    again = validation_eval_set(64, photometric=True)
+    assert [s["name"] + "__photometric" for s in clean] == [s["name"] for s in degraded]
+    changed = 0
+    for c, d, a in zip(clean, degraded, again, strict=True):
+        assert np.array_equal(c["visibility"], d["visibility"]) and np.array_equal(d["partial"], a["partial"])
+        changed += not np.array_equal(c["partial"], d["partial"])
+        assert not d["partial"][d["visibility"] < 0.5].any()
+    assert changed >= 0.9 * len(clean)
+
+
 def test_scores_match_the_metrics_module(random_weights, shared_data):
     from blender_humantex.core.metrics import all_metrics
     from blender_humantex.core.pipeline import Pipeline
@@ -89,7 +112,7 @@ def test_shipped_weights_are_trained_documented_and_small(repo):
         assert "SMPLitex" in meta["data"] and "no dev textures" in meta["data"]
         assert f"{iterations} steps" in card or f"step {iterations}" in card, kind
         train_config = json.loads(meta["train_config"])
-        assert train_config["data"] == "real"
+        assert train_config["data"] in ("real", "real+photometric")
         if kind != "sampler":
             assert train_config["loss"]["adversarial"] is False and train_config["crop"] == 128
     validation = {p.stem for p in texture_files("validation")}

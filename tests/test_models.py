@@ -368,3 +368,18 @@ def test_seen_grid_prior_fills_from_mirror_partner_or_same_part(real_partial):
     got = out.t_sample[0].numpy()
     assert np.abs(got[:, unseen_chart] - expected[:, unseen_chart]).max() < 1e-4
     assert np.array_equal(got[:, seen], partial[0].numpy()[:, seen])
+
+
+def test_refiner_above_its_size_gets_t_samples_fine_detail_back():
+    """T_refine at 512² = the net's upsampled output + T_sample's detail finer than 256², clipped; at the
+    net's own size (training) nothing is added."""
+    from blender_humantex.core.models.networks import DETAIL_CLAMP, fine_detail
+
+    torch.manual_seed(0)
+    texture = torch.rand(1, 3, 512, 512)
+    detail = fine_detail(texture, (256, 256))
+    assert detail.abs().max() <= DETAIL_CLAMP + 1e-7 and detail.abs().max() > 0
+    wave = 0.5 + 0.4 * torch.sin(torch.arange(512) * (2 * torch.pi / 128))  # a period of 128 texels
+    smooth = (wave[:, None] * wave[None, :]).expand(1, 3, 512, 512)
+    assert fine_detail(smooth, (256, 256))[..., 8:-8, 8:-8].abs().max() < 2e-3, "a smooth texture has no fine detail"
+    assert not fine_detail(texture[..., :256, :256], (256, 256)).any()

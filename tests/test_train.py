@@ -185,6 +185,19 @@ def test_real_data_refiner_on_crops_without_adversary(data_models, tmp_path):
     assert (tmp_path / "samples" / "step_000002.png").is_file()
 
 
+def test_photometric_real_data_is_a_data_spec_recorded_in_the_weights(data_models, tmp_path):
+    """--data real+photometric: the real textures with photo-like partials (core.data.photometric)."""
+    from blender_humantex.core.train import make_dataset
+
+    dataset = make_dataset("real+photometric", "train", 64, 8, 0)
+    assert dataset.photometric and not make_dataset("real", "train", 64, 8, 0).photometric
+    assert train("refiner", tmp_path, "--iters", "1", "--data", "real+photometric", "--data-models", str(data_models),
+                 "--no-adversarial", "--crop", "32", "--cache", "2") == 0
+    meta = read_metadata(tmp_path / "refiner.safetensors")
+    assert "photometric augmentation" in meta["data"] and "SMPLitex" in meta["data"]
+    assert json.loads(meta["train_config"])["data"] == "real+photometric"
+
+
 def test_fine_tuning_starts_from_init_weights_and_adds_the_ssim_term(data_models, tmp_path, capsys):
     recipe = ["--data", "real", "--data-models", str(data_models), "--no-adversarial", "--crop", "32", "--cache", "2"]
     assert train("refiner", tmp_path / "base", "--iters", "2", *recipe) == 0

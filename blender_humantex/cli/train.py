@@ -42,8 +42,8 @@ def add_arguments(name, parser) -> None:
     add("--n-down", type=int, help="U-Net levels")
     add("--n-res", type=int, help="bottleneck residual blocks")
     add("--mirror", action="store_true", help="sampler: also feed the mirrored partial")
-    add("--data", default=d.data, help="real (../shared/data's training split) | procedural | "
-        "folder:PATH (a folder of complete SMPL-UV textures)")
+    add("--data", default=d.data, help="real (../shared/data's training split) | real+photometric (the same, "
+        "partials made photo-like: core.data.photometric) | procedural | folder:PATH (a folder of complete SMPL-UV textures)")
     add("--cache", type=int, default=0, help="precompute N samples and cycle through them")
     add("--crop", type=int, default=0, help="refiner/lazova: train on random N×N windows of the atlas")
     add("--data-models", help="folder with correspondence_prior.safetensors and texture_pca.safetensors "

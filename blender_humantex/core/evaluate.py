@@ -12,9 +12,12 @@ Sets:
 - procedural: the first N items of the procedural *test* split (texture seeds disjoint from training);
 - dev: ../shared/data/dev_textures (complete SMPL-UV textures, never trained on), each masked with
   the real DensePose visibilities 3, 6, 10 and 11 (core.data.dev_eval_set; training never uses them);
-- validation: the 14 held-out train_textures (core.data.datasets.validation_eval_set): the set tuned on.
+- validation: the 14 held-out train_textures (core.data.datasets.validation_eval_set): the set tuned on;
+- validation_photometric: the same cases with photo-like partials (shading, white balance, blur, JPEG,
+  noise, occluders: core.data.photometric), for robustness to real photos.
 
-Metrics (core.metrics): LPIPS (alex, v0.1), PSNR and SSIM at 256², over the texels inside the SMPL
+Metrics (core.metrics): LPIPS (alex, v0.1), PSNR and SSIM at 256² (the paper's; `size` 512 for the
+resolution artists use: the textures, masks and outputs all at that size), over the texels inside the SMPL
 UV chart mask (seen and unseen texels alike, as in the paper's whole-texture comparison). Writes
 `results.md` (the tables), `results.json` (per-sample numbers) and `figure.png` (Fig. 1 style:
 input partial, each method, ground truth), plus `figure_<set>.png` for each set.
@@ -59,14 +62,14 @@ def procedural_set(n: int, seed: int = 0, size: int = EVAL_SIZE) -> list[dict]:
     return samples
 
 
-def predict(samples: list[dict], pipeline) -> dict[str, list[np.ndarray]]:
-    """Every row's output texture for every sample (H×W×3 float in [0, 1] at EVAL_SIZE)."""
+def predict(samples: list[dict], pipeline, size: int = EVAL_SIZE) -> dict[str, list[np.ndarray]]:
+    """Every row's output texture for every sample (H×W×3 float in [0, 1] at `size`)."""
     from .baselines import classical_fill, telea_fill
 
     partials = [s["partial"] for s in samples]
     visibilities = [s["visibility"] for s in samples]
-    full = pipeline.complete_batch(partials, visibilities, size=EVAL_SIZE, method="full")
-    lazova = pipeline.complete_batch(partials, visibilities, size=EVAL_SIZE, method="lazova")
+    full = pipeline.complete_batch(partials, visibilities, size=size, method="full")
+    lazova = pipeline.complete_batch(partials, visibilities, size=size, method="lazova")
     return {
         "telea": [telea_fill(p, v) for p, v in zip(partials, visibilities, strict=True)],
         "classical": [classical_fill(p, v) for p, v in zip(partials, visibilities, strict=True)],
@@ -91,8 +94,8 @@ def score(samples, outputs, chart_mask, backbone_path=None) -> dict:
     return table
 
 
-def markdown_table(table: dict, title: str, n: int) -> str:
-    lines = [f"### {title} ({n} textures, {EVAL_SIZE}², inside the SMPL UV mask)", "",
+def markdown_table(table: dict, title: str, n: int, size: int = EVAL_SIZE) -> str:
+    lines = [f"### {title} ({n} textures, {size}², inside the SMPL UV mask)", "",
              "| method | " + " | ".join(label for _, label in METRICS) + " |",
              "|---|" + "---:|" * len(METRICS)]
     best = {m: (min if m == "lpips" else max)(table[r]["mean"][m] for r, _ in ROWS) for m, _ in METRICS}
@@ -116,7 +119,7 @@ def figure(samples, outputs, chart_mask, n_rows: int = 3) -> np.ndarray:
     columns = [("input partial", lambda i: samples[i]["partial"])]
     columns += [(label.split(" (")[0], lambda i, r=row: outputs[r][i]) for row, label in ROWS]
     columns += [("ground truth", lambda i: samples[i]["target"])]
-    header_h, s = 22, EVAL_SIZE
+    header_h, s = 22, chart_mask.shape[0]
     header = np.ones((header_h, s * len(columns), 3), np.float32)
     for c, (label, _) in enumerate(columns):
         cv2.putText(header, label, (c * s + 4, 15), cv2.FONT_HERSHEY_SIMPLEX, 0.42, (0, 0, 0), 1, cv2.LINE_AA)
@@ -127,8 +130,8 @@ def figure(samples, outputs, chart_mask, n_rows: int = 3) -> np.ndarray:
 
 def evaluate(out_dir, weights_dir=None, dev_dir=None, procedural: int = 0, masks_per_texture: int = 0,
              seed: int = 0, device: str = "auto", backbone_path=None, figure_rows: int = 3,
-             validation: bool = False) -> dict:
-    """Run every row on the chosen sets, write results.md / results.json / figures, return the tables.
+             validation: bool = False, size: int = EVAL_SIZE, photometric: bool = False) -> dict:
+    """Run every row on the chosen sets at `size`², write results.md / results.json / figures, return the tables.
 
     The dev set is the fixed protocol (every dev texture with the real masks DEV_PROTOCOL_MASKS) unless
     `masks_per_texture` > 0 asks for the older rotation of masks."""
@@ -140,33 +143,36 @@ def evaluate(out_dir, weights_dir=None, dev_dir=None, procedural: int = 0, masks
     from .pipeline import Pipeline
     from .uv_layout import get_layout
 
-    if not dev_dir and procedural <= 0 and not validation:
-        raise InputError("nothing to evaluate: give --dev-dir DIR, --validation and/or --procedural N",
+    if not dev_dir and procedural <= 0 and not validation and not photometric:
+        raise InputError("nothing to evaluate: give --dev-dir DIR, --validation, --photometric and/or --procedural N",
                          kind="bad_argument")
     out_dir = Path(out_dir)
     pipeline = Pipeline(weights_dir=weights_dir, device=device)
     pipeline.load("full")
     pipeline.load("lazova")
-    chart_mask = get_layout(EVAL_SIZE).chart_mask
+    chart_mask = get_layout(size).chart_mask
     sets = []
     if procedural > 0:
-        sets.append(("procedural", "Procedural test split", procedural_set(procedural, seed)))
+        sets.append(("procedural", "Procedural test split", procedural_set(procedural, seed, size)))
     if validation:
         sets.append(("validation", "Validation split (14 train_textures held out; 2 real masks + 1 side/back view each)",
-                     validation_eval_set(EVAL_SIZE)))
+                     validation_eval_set(size)))
+    if photometric:
+        sets.append(("validation_photometric", "Validation split, photo-like partials (core.data.photometric)",
+                     validation_eval_set(size, photometric=True)))
     if dev_dir:
         protocol = None if masks_per_texture > 0 else DEV_PROTOCOL_MASKS
         what = (f"real masks {', '.join(map(str, protocol))}" if protocol else
                 f"{masks_per_texture} real DensePose masks each")
         sets.append(("dev", f"Dev textures ({Path(dev_dir).name}), {what}",
-                     dev_eval_set(dev_dir, size=EVAL_SIZE, masks_per_texture=masks_per_texture or 3,
+                     dev_eval_set(dev_dir, size=size, masks_per_texture=masks_per_texture or 3,
                                   masks=protocol)))
-    report = {"weights": pipeline.weights_info(), "size": EVAL_SIZE, "sets": {}}
+    report = {"weights": pipeline.weights_info(), "size": size, "sets": {}}
     markdown = ["# Evaluation (humantex evaluate)", ""]
     first_figure = None
     for key, title, samples in sets:
         started = time.perf_counter()
-        outputs = predict(samples, pipeline)
+        outputs = predict(samples, pipeline, size)
         table = score(samples, outputs, chart_mask, backbone_path)
         report["sets"][key] = {
             "title": title,
@@ -175,7 +181,7 @@ def evaluate(out_dir, weights_dir=None, dev_dir=None, procedural: int = 0, masks
             "seconds": round(time.perf_counter() - started, 1),
             "rows": table,
         }
-        markdown.append(markdown_table(table, title, len(samples)))
+        markdown.append(markdown_table(table, title, len(samples), size))
         grid = figure(samples, outputs, chart_mask, figure_rows)
         write_png(out_dir / f"figure_{key}.png", grid)
         first_figure = grid if key == "dev" or first_figure is None else first_figure

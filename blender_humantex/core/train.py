@@ -50,6 +50,11 @@ REAL_DATA_DESCRIPTION = (
     "excluded), flipped and jittered, and view-dependent synthetic masks (front, side, back); seed {seed}; "
     "no dev textures, no validation textures"
 )
+REAL_PHOTOMETRIC = "real+photometric"
+PHOTOMETRIC_DESCRIPTION = (
+    "; photometric augmentation (core.data.photometric, 80% of items): white balance, exposure and gamma on "
+    "partial and target, shading, folds, occluders, blur, noise and JPEG on the partial only"
+)
 DATA_DESCRIPTION = (
     "procedural SMPL-UV textures (blender_humantex.core.data, seed {seed}), masked with visibilities from "
     "public DensePose IUVs (CC BY-NC 4.0) and synthetic view masks; no scans, no photos, no dev textures"
@@ -117,12 +122,13 @@ class Dist:
 
 
 def make_dataset(spec: str, split: str, size: int, length: int, seed: int):
-    """`procedural` or `folder:PATH` -> a map-style dataset of dict(target, partial, visibility)."""
+    """`real`, `real+photometric` (the partials look like real photos' unwraps: core.data.photometric),
+    `procedural` or `folder:PATH` -> a map-style dataset of dict(target, partial, visibility)."""
     from . import data
 
-    if spec == "real":
+    if spec in ("real", REAL_PHOTOMETRIC):
         return data.RealTextureDataset(split="train" if split == "train" else "validation", size=size,
-                                       length=length, seed=seed)
+                                       length=length, seed=seed, photometric=spec == REAL_PHOTOMETRIC)
     if spec == "procedural":
         return data.ProceduralTextureDataset(split=split, size=size, length=length, seed=seed)
     if spec.startswith("folder:"):
@@ -130,7 +136,8 @@ def make_dataset(spec: str, split: str, size: int, length: int, seed: int):
         if not folder.is_dir():
             raise InputError(f"--data folder not found: {folder}", kind="missing_file")
         return data.FolderTextureDataset(folder, size=size, length=length, seed=seed)
-    raise InputError(f"--data must be 'procedural' or 'folder:PATH', got {spec!r}", kind="bad_argument")
+    raise InputError(f"--data must be 'real', '{REAL_PHOTOMETRIC}', 'procedural' or 'folder:PATH', got {spec!r}",
+                     kind="bad_argument")
 
 
 class IndexedFrom(torch.utils.data.Sampler):
@@ -474,8 +481,9 @@ class Trainer:
     # ---- previews, export
 
     def data_description(self) -> str:
-        if self.cfg.data == "real":
-            return REAL_DATA_DESCRIPTION.format(seed=self.cfg.seed)
+        if self.cfg.data in ("real", REAL_PHOTOMETRIC):
+            return REAL_DATA_DESCRIPTION.format(seed=self.cfg.seed) + (
+                PHOTOMETRIC_DESCRIPTION if self.cfg.data == REAL_PHOTOMETRIC else "")
         return DATA_DESCRIPTION.format(seed=self.cfg.seed) if self.cfg.data == "procedural" else (
             f"user textures from {self.cfg.data[len('folder:'):]} (FolderTextureDataset, seed {self.cfg.seed})")
 

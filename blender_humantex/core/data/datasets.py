@@ -25,16 +25,19 @@ SPLITS = {"train": 0, "test": 1}
 TEXTURE_SUFFIXES = (".png", ".jpg", ".jpeg")
 
 
-def as_item(target: np.ndarray, visibility: np.ndarray) -> dict:
-    """numpy target H×W×3 and visibility H×W -> the dict of CHW float32 tensors every dataset returns."""
+def as_item(target: np.ndarray, visibility: np.ndarray, partial: np.ndarray | None = None) -> dict:
+    """numpy target H×W×3 and visibility H×W -> the dict of CHW float32 tensors every dataset returns.
+    `partial` (H×W×3, e.g. photometrically augmented) defaults to target · visibility."""
     import torch
 
     # The layout work is done in numpy: small torch ops in DataLoader workers pay thread-pool overheads.
     target_chw = np.ascontiguousarray(np.asarray(target, np.float32).transpose(2, 0, 1))
     visibility_chw = np.ascontiguousarray(visibility, dtype=np.float32)[None]
+    partial_chw = (target_chw * visibility_chw if partial is None
+                   else np.ascontiguousarray(np.asarray(partial, np.float32).transpose(2, 0, 1)))
     return {
         "target": torch.from_numpy(target_chw),
-        "partial": torch.from_numpy(target_chw * visibility_chw),
+        "partial": torch.from_numpy(partial_chw),
         "visibility": torch.from_numpy(visibility_chw),
     }
 
@@ -188,16 +191,19 @@ class RealTextureDataset:
     rounds, with a mask drawn from (seed, i): a real DensePose mask other than the dev protocol's
     (flipped and jittered) with probability `real_fraction`, else a view-dependent synthetic one
     (front, three-quarter, side, back), with DensePose-like misalignment. Also returns `valid`
-    (texels the texture defines: TexDreamer's alpha), for the losses.
+    (texels the texture defines: TexDreamer's alpha), for the losses. With `photometric`, the partial
+    looks like a real photo's unwrap (photometric.augment, drawn from (seed, i)): shading, folds, blur,
+    noise, JPEG and occluders on the partial only, the camera's colour on both.
     """
 
     def __init__(self, split: str = "train", size: int = 256, length: int = 100_000, seed: int = 0,
-                 real_fraction: float = 0.5, data_dir=None):
+                 real_fraction: float = 0.5, data_dir=None, photometric: bool = False):
         from .textures import load_textures
         from .visibility import training_real_masks
 
         self.textures, self.valid, self.names = load_textures(split, size, data_dir)
         self.size, self.length, self.seed, self.real_fraction = int(size), int(length), int(seed), float(real_fraction)
+        self.photometric = bool(photometric)
         self.real_masks = training_real_masks(self.size)
         prepare(self.size)
 
@@ -220,17 +226,25 @@ class RealTextureDataset:
 
     def __getitem__(self, index: int) -> dict:
         target, visibility, valid = self.numpy_item(index)
-        item = as_item(target, visibility)
+        partial = None
+        if self.photometric:
+            from .photometric import augment
+
+            target, partial = augment(np.random.default_rng([self.seed, 4, _check_index(index, self.length)]),
+                                      target, visibility)
+        item = as_item(target, visibility, partial)
         import torch
 
         item["valid"] = torch.from_numpy(valid.astype(np.float32))[None]
         return item
 
 
-def validation_eval_set(size: int = 256, data_dir=None) -> list[dict]:
+def validation_eval_set(size: int = 256, data_dir=None, photometric: bool = False) -> list[dict]:
     """The validation split (core.data.textures, 14 textures), each with three fixed masks: two real
     DensePose masks that are not the dev protocol's (the second mirrored), and one synthetic side,
-    back or three-quarter view with DensePose-like misalignment. The only set anything is tuned on."""
+    back or three-quarter view with DensePose-like misalignment. The only set anything is tuned on.
+    `photometric`: every partial made to look like a real photo's unwrap (photometric.augment, every
+    case augmented, seeded by its index), the target with the same camera colour: robustness."""
     from .textures import load_textures
     from .visibility import flip_visibility, misalign, synthetic_visibility, training_real_masks
 
@@ -248,4 +262,15 @@ def validation_eval_set(size: int = 256, data_dir=None) -> list[dict]:
         for label, visibility in (("real", first), ("real-mirrored", second), (f"view{view:+.0f}", third)):
             samples.append({"name": f"{name}__{label}", "target": target, "partial": target * visibility[..., None],
                             "visibility": visibility, "mask_name": label})
+    if photometric:
+        from .photometric import PhotometricConfig, augment
+
+        always = PhotometricConfig(p_any=1.0)
+        for i, sample in enumerate(samples):
+            sample["target"], sample["partial"] = augment(np.random.default_rng([PHOTOMETRIC_VALIDATION_SEED, i]),
+                                                          sample["target"], sample["visibility"], always)
+            sample["name"] += "__photometric"
     return samples
+
+
+PHOTOMETRIC_VALIDATION_SEED = 77

@@ -14,6 +14,7 @@ from ..errors import WeightsError
 KINDS = ("sampler", "refiner", "lazova")
 NORMS = ("instance", "batch", "none")
 GRID_PRIORS = ("none", "seen", "correspondence")
+PRIOR_FILLS = ("smooth", "nearest")
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,10 @@ class ModelConfig:
     prior_slots, prior_temperature, prior_passes
                 sampler with grid_prior "correspondence": how many seen predictors each texel mixes,
                 how fast their weight falls with the prior's cost, and how many fill passes run
+    prior_fill  sampler with grid_prior "correspondence": what the texels no pass reached get: "smooth"
+                (a push-pull of their part's known colours, core.models.grid_prior.smooth_fill) or
+                "nearest" (the nearest seen texel of the part, grid_prior.seen_source: streaks; the
+                shipped sampler's fill until MODEL_CARD's step 7)
     pca_input   refiner only: also feed the PCA texture model's estimate (core.models.texture_pca) and
                 the chart mask; T_refine is then a residual over that estimate, and seen texels keep
                 M = 1 (their photo colour)
@@ -61,6 +66,7 @@ class ModelConfig:
     prior_slots: int = 16
     prior_temperature: float = 0.01
     prior_passes: int = 3
+    prior_fill: str = "smooth"
     pca_input: bool = False
 
     def __post_init__(self):
@@ -93,6 +99,8 @@ class ModelConfig:
             problems.append("pca_input is a refiner option only")
         if not isinstance(self.prior_slots, int) or self.prior_slots < 1 or self.prior_passes < 1:
             problems.append("prior_slots and prior_passes must be positive integers")
+        if self.prior_fill not in PRIOR_FILLS:
+            problems.append(f"prior_fill {self.prior_fill!r} is not one of {', '.join(PRIOR_FILLS)}")
         if not self.prior_temperature > 0:
             problems.append(f"prior_temperature must be > 0, got {self.prior_temperature!r}")
         if problems:

@@ -14,8 +14,8 @@ K sources that were *seen*, in rank order, weighted by exp(−(cost − best)/te
 sampling grid, identity + offset_j, so the texture is filled by the paper's operation
 T_sample = Σ_j w_j · grid_sample(partial, grid_j) (premultiplied by visibility, see networks.py).
 Texels none of whose sources were seen are filled in a second pass from the texels the first pass
-filled (`passes`); what remains after that takes the structural "mirror, else nearest seen texel"
-grid (grid_prior.seen_source).
+filled (`passes`); what remains after that gets a smooth push-pull of its part's known colours
+(grid_prior.smooth_fill; SamplerNet's `prior_fill`).
 
       visibility ──► seen sources of each texel (top-K list ∩ seen) ──► slots × (offset, weight)
                                                                          │ upsampled to the output size

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import ModelConfig
-from .grid_prior import seen_source_offset
+from .grid_prior import seen_source_offset, smooth_fill
 
 # Below this sampled visibility weight a grid position fell on unobserved texels only: its colour is
 # unknown and is left at 0 (the refiner fills it) rather than divided into noise.
@@ -171,6 +171,28 @@ def premultiply_channels_last(texture, visibility):
     return out.permute(0, 3, 1, 2)
 
 
+# Above the refiner's net_size its T_refine is an upsampled, smooth layer: at 512² and more it blurs what
+# T_sample's sampling from the full-resolution photo did resolve (weave, folds, print edges). T_refine gets
+# T_sample's detail finer than net_size back: its high-pass, clipped to ±DETAIL_CLAMP, so that fine grain
+# comes back but not the strong edges of a print the prior placed wrongly. Validation at 512² (MODEL_CARD,
+# step 7): no detail 0.2178 / 22.02 / 0.7938, unclipped 0.1976 / 21.85 / 0.7797, ±0.03 0.1948 / 21.98 /
+# 0.7839, ±0.015 0.1976 / 22.00 / 0.7871 (LPIPS / PSNR / SSIM).
+DETAIL_CLAMP = 0.015
+
+
+def fine_detail(texture: torch.Tensor, coarse: tuple[int, int]) -> torch.Tensor:
+    """texture N×C×H×W -> its detail finer than `coarse` (texture − texture at coarse, upsampled back),
+    clipped to ±DETAIL_CLAMP; 0 when H×W is not larger than coarse (so training at net_size never sees it)."""
+    full = tuple(texture.shape[-2:])
+    if full[0] <= coarse[0] and full[1] <= coarse[1]:
+        return torch.zeros_like(texture)
+    detail = resize(resize(texture, tuple(coarse)), full)
+    if torch.is_grad_enabled():
+        return (texture - detail).clamp(-DETAIL_CLAMP, DETAIL_CLAMP)
+    # inference: the same arithmetic in the one full-size buffer (4096²: no further temporaries)
+    return torch.sub(texture, detail, out=detail).clamp_(-DETAIL_CLAMP, DETAIL_CLAMP)
+
+
 def make_norm(norm: str, channels: int) -> nn.Module:
     if norm == "instance":
         return nn.InstanceNorm2d(channels, affine=False)
@@ -261,7 +283,7 @@ class ResUNet(nn.Module):
 
 class SamplerOutput(NamedTuple):
     t_sample: torch.Tensor  # N×3×H×W
-    sampling_grid: torch.Tensor  # N×H×W×2, normalised (x, y), align_corners=False
+    sampling_grid: torch.Tensor | None  # N×H×W×2, normalised (x, y), align_corners=False; None at inference (smooth fill)
 
 
 class RefinerOutput(NamedTuple):
@@ -365,14 +387,22 @@ class SamplerNet(_TextureNet):
 
     def sample_with_prior(self, partial_texture, visibility, offset) -> SamplerOutput:
         """T_sample = Σ_j w_j · grid_sample(partial, identity + prior_offset_j + learned offset), then the
-        structural "mirror, else nearest seen texel" grid where the prior reached no seen texel."""
+        config.prior_fill where the prior reached no seen texel: a smooth push-pull of the part's known colours
+        (grid_prior.smooth_fill), or the old structural "mirror, else nearest seen texel" grid."""
         if self.prior is None:
             raise RuntimeError("this sampler needs its correspondence prior: call attach_prior() first")
         n, _, h, w = partial_texture.shape
         texture, reached = self.prior(partial_texture, visibility, offset)  # N×3×H×W, N×1×H×W
-        fallback = resize(seen_source_offset(reached), (h, w))  # N×2×H×W, 0 where reached
-        sampling_grid = fallback.permute(0, 2, 3, 1) + identity_grid(n, h, w, offset.device)  # N×H×W×2
-        return SamplerOutput(sample_texture(texture, reached, sampling_grid), sampling_grid)
+        if self.config.prior_fill == "nearest":  # (the shipped sampler's setting until step 7)
+            fallback = resize(seen_source_offset(reached), (h, w))  # N×2×H×W, 0 where reached
+            sampling_grid = fallback.permute(0, 2, 3, 1) + identity_grid(n, h, w, offset.device)  # N×H×W×2
+            return SamplerOutput(sample_texture(texture, reached, sampling_grid), sampling_grid)
+        # what the prior did not reach: a smooth push-pull of its part's known colours (grid_prior.smooth_fill).
+        # The full-size grid only feeds training's grid losses: inference does not build it (4096²: 128 MB).
+        sampling_grid = None
+        if torch.is_grad_enabled():
+            sampling_grid = identity_grid(n, h, w, offset.device) + resize(offset, (h, w)).permute(0, 2, 3, 1)
+        return SamplerOutput(smooth_fill(texture, reached), sampling_grid)
 
 
 class RefinerNet(_TextureNet):
@@ -439,6 +469,10 @@ class RefinerNet(_TextureNet):
         full = t_sample.shape[-2:]
         if self.config.pca_input:
             t_refine = resize((small_pca + raw[:, :3]).clamp(0, 1), full)  # residual over the PCA estimate
+            if torch.is_grad_enabled():
+                t_refine = (t_refine + fine_detail(t_sample, raw.shape[-2:])).clamp(0, 1)
+            else:  # inference: in place, as the blend below
+                t_refine = t_refine.contiguous().add_(fine_detail(t_sample, raw.shape[-2:])).clamp_(0, 1)
             blend_mask = resize(torch.sigmoid(raw[:, 3:]), full)
             if torch.is_grad_enabled():
                 blend_mask = visibility + (1 - visibility) * blend_mask
