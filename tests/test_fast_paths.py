@@ -18,7 +18,8 @@ from PIL import Image
 from blender_humantex.core import imageio
 from blender_humantex.core import pipeline as pipeline_module
 from blender_humantex.core.models import correspondence, networks, texture_pca
-from blender_humantex.core.models.networks import identity_grid, resize, resize_partial
+from blender_humantex.core.models.networks import identity_grid
+from blender_humantex.core.models.resample import resize, resize_partial
 from blender_humantex.core.padding import pad_charts
 from blender_humantex.core.pipeline import Pipeline
 from blender_humantex.core.sources import iuv

@@ -215,3 +215,17 @@ def test_ssim_term_is_added_with_its_weight_and_off_by_default():
     expected = 1 - float((smap * chart).sum() / (chart.sum() * 2))  # 2 images in the batch
     assert float(terms["dssim"]) == pytest.approx(expected, rel=1e-5)
     assert float(total) == pytest.approx(float(plain) + 3.0 * expected, rel=1e-5)
+
+
+def test_losses_take_the_lpips_backbones_folder():
+    # `train --lpips-backbones DIR` hands the losses a FOLDER; each loss reads its backbone FILE in it.
+    from blender_humantex.core.backbones import default_lpips_backbones
+    from blender_humantex.core.losses import RefinerLoss, SamplerLoss, TextureLoss
+
+    folder = default_lpips_backbones()
+    pred, target = torch.rand(1, 3, 32, 32), torch.rand(1, 3, 32, 32)
+    assert float(TextureLoss(LossConfig(), lpips_backbones=folder).lpips(pred, target).mean()) > 0
+    SamplerLoss(LossConfig(), lpips_backbones=folder)
+    RefinerLoss(LossConfig(), lpips_backbones=folder)
+    with pytest.raises(WeightsError, match="not found"):
+        TextureLoss(LossConfig(), lpips_backbones=folder / "nowhere")

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from blender_humantex.core import metrics
-from blender_humantex.core.backbones import default_backbone_dir, load_backbone
+from blender_humantex.core.backbones import default_lpips_backbones, load_backbone
 from blender_humantex.core.errors import InputError, WeightsError
 from blender_humantex.core.imageio import read_rgb
 
@@ -90,7 +90,7 @@ def test_bad_inputs_are_clear_errors(examples, tmp_path):
         load_backbone("squeeze", junk)
     with pytest.raises(WeightsError, match="not a alex"):
         # the squeezenet file is a valid state dict, but for the wrong network
-        load_backbone("alex", default_backbone_dir() / "squeezenet1_1_features_torchvision.pth")
+        load_backbone("alex", default_lpips_backbones() / "squeezenet1_1_features_torchvision.pth")
 
 
 def test_backbone_folder_is_configurable(monkeypatch, tmp_path):

@@ -31,7 +31,7 @@ from blender_humantex.core.models import (
     save_model,
     weights_id,
 )
-from blender_humantex.core.models.networks import resize, resize_partial
+from blender_humantex.core.models.resample import resize, resize_partial
 from blender_humantex.core.models.weights import current_layout_id
 
 SMALL = {

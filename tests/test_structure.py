@@ -174,3 +174,28 @@ def test_one_vocabulary_for_the_layers():
     assert tuple(f.name for f in fields(Layers)) == LAYER_NAMES
     assert sorted(PANELS) == sorted(LAYER_NAMES)
     assert {name: OUTPUT_FILES[name] for name in LAYER_NAMES} == {name: f"{name}.png" for name in LAYER_NAMES}
+
+
+LONGEST_FUNCTION = 60  # lines, decorators excluded: a longer one is split into named steps
+
+
+def long_functions(root: Path) -> list[str]:
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                length = node.end_lineno - node.lineno + 1
+                if length > LONGEST_FUNCTION:
+                    found.append(f"{path.relative_to(root.parent)}:{node.lineno} {node.name} ({length} lines)")
+    return found
+
+
+def test_no_function_in_the_package_is_over_60_lines():
+    assert long_functions(PACKAGE) == []
+
+
+def test_the_length_rule_can_fail(tmp_path):
+    package = tmp_path / "pkg"
+    package.mkdir()
+    (package / "m.py").write_text("def f():\n" + "    x = 1\n" * LONGEST_FUNCTION + "\n\ndef g():\n    pass\n")
+    assert long_functions(package) == ["pkg/m.py:1 f (61 lines)"]

@@ -43,7 +43,7 @@ def run(name, args) -> int:
         backbone = Path(args.lpips_backbones) / BACKBONE_FILES["alex"]
     evaluate(args.out, weights_dir=args.weights, dev_dir=args.dev_dir, procedural=args.procedural,
              masks_per_texture=args.masks_per_texture, seed=args.seed, device=args.device,
-             backbone_path=backbone, figure_rows=args.figure_rows, validation=args.validation,
+             backbone_file=backbone, figure_rows=args.figure_rows, validation=args.validation,
              photometric=args.photometric, size=args.size)
     print((Path(args.out) / "results.md").read_text(), end="")
     print(f"[humantex] wrote {args.out}/results.md, results.json, figure.png", file=sys.stderr)

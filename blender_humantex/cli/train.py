@@ -42,6 +42,12 @@ def add_arguments(name, parser) -> None:
     add("--n-down", type=int, help="U-Net levels")
     add("--n-res", type=int, help="bottleneck residual blocks")
     add("--mirror", action="store_true", help="sampler: also feed the mirrored partial")
+    _add_data_and_run_arguments(add, d)
+    parser.set_defaults(train_options=tuple(options))
+
+
+def _add_data_and_run_arguments(add, d: TrainConfig) -> None:
+    """add_arguments' second half (same order: the exported command lists the flags in this order)."""
     add("--data", default=d.data, help="real (../shared/data's training split) | real+photometric (the same, "
         "partials made photo-like: core.data.photometric) | procedural | folder:PATH (a folder of complete SMPL-UV textures)")
     add("--cache", type=int, default=0, help="precompute N samples and cycle through them")
@@ -79,7 +85,6 @@ def add_arguments(name, parser) -> None:
     add("--ndf", type=int, default=LossConfig().ndf, help="discriminator width")
     add("--num-d", type=int, default=LossConfig().num_d, help="discriminator scales")
     add("--quiet", action="store_true", help="no progress bar")
-    parser.set_defaults(train_options=tuple(options))
 
 
 def run(name, args) -> int:

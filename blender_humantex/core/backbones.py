@@ -29,7 +29,7 @@ BACKBONE_FILES = {
 }
 
 
-def default_backbone_dir() -> Path:
+def default_lpips_backbones() -> Path:
     env = os.environ.get("HUMANTEX_LPIPS_BACKBONES")
     if env:
         return Path(env)
@@ -170,7 +170,7 @@ def load_backbone(name: str, path: str | os.PathLike | None = None) -> nn.Module
     if path is None:
         if name not in BACKBONE_FILES:
             raise WeightsError(f"{name} weights are not shipped; pass their path explicitly", kind="missing_weights")
-        path = default_backbone_dir() / BACKBONE_FILES[name]
+        path = default_lpips_backbones() / BACKBONE_FILES[name]
     path = Path(path)
     sd = _read_state_dict(path)
     model = BACKBONES[name]()

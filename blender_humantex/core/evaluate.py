@@ -81,13 +81,13 @@ def predict(samples: list[dict], pipeline, size: int = EVAL_SIZE) -> dict[str, l
     }
 
 
-def score(samples, outputs, chart_mask, backbone_path=None) -> dict:
+def score(samples, outputs, chart_mask, backbone_file=None) -> dict:
     """{row: {"mean": {metric: value}, "per_sample": [{metric: value}]}}."""
     from .metrics import all_metrics
 
     table = {}
     for row, _ in ROWS:
-        per_sample = [all_metrics(pred, s["target"], chart_mask, backbone_path=backbone_path)
+        per_sample = [all_metrics(pred, s["target"], chart_mask, backbone_file=backbone_file)
                       for pred, s in zip(outputs[row], samples, strict=True)]
         mean = {m: float(np.mean([r[m] for r in per_sample])) for m, _ in METRICS}
         table[row] = {"mean": mean, "per_sample": per_sample}
@@ -128,29 +128,12 @@ def figure(samples, outputs, chart_mask, n_rows: int = 3) -> np.ndarray:
     return np.concatenate([header, *rows], axis=0)
 
 
-def evaluate(out_dir, weights_dir=None, dev_dir=None, procedural: int = 0, masks_per_texture: int = 0,
-             seed: int = 0, device: str = "auto", backbone_path=None, figure_rows: int = 3,
-             validation: bool = False, size: int = EVAL_SIZE, photometric: bool = False) -> dict:
-    """Run every row on the chosen sets at `size`², write results.md / results.json / figures, return the tables.
-
-    The dev set is the fixed protocol (every dev texture with the real masks DEV_PROTOCOL_MASKS) unless
-    `masks_per_texture` > 0 asks for the older rotation of masks."""
+def _eval_sets(size, dev_dir, procedural, masks_per_texture, seed, validation, photometric) -> list:
+    """The sets evaluate() scores, as (key, title, samples), in report order."""
     from .data import dev_eval_set
     from .data.datasets import validation_eval_set
     from .data.visibility import DEV_PROTOCOL_MASKS
-    from .files import write_json, write_text
-    from .imageio import write_png
-    from .pipeline import Pipeline
-    from .uv_layout import get_layout
 
-    if not dev_dir and procedural <= 0 and not validation and not photometric:
-        raise InputError("nothing to evaluate: give --dev-dir DIR, --validation, --photometric and/or --procedural N",
-                         kind="bad_argument")
-    out_dir = Path(out_dir)
-    pipeline = Pipeline(weights_dir=weights_dir, device=device)
-    pipeline.load("full")
-    pipeline.load("lazova")
-    chart_mask = get_layout(size).chart_mask
     sets = []
     if procedural > 0:
         sets.append(("procedural", "Procedural test split", procedural_set(procedural, seed, size)))
@@ -167,13 +150,37 @@ def evaluate(out_dir, weights_dir=None, dev_dir=None, procedural: int = 0, masks
         sets.append(("dev", f"Dev textures ({Path(dev_dir).name}), {what}",
                      dev_eval_set(dev_dir, size=size, masks_per_texture=masks_per_texture or 3,
                                   masks=protocol)))
+    return sets
+
+
+def evaluate(out_dir, weights_dir=None, dev_dir=None, procedural: int = 0, masks_per_texture: int = 0,
+             seed: int = 0, device: str = "auto", backbone_file=None, figure_rows: int = 3,
+             validation: bool = False, size: int = EVAL_SIZE, photometric: bool = False) -> dict:
+    """Run every row on the chosen sets at `size`², write results.md / results.json / figures, return the tables.
+
+    The dev set is the fixed protocol (every dev texture with the real masks DEV_PROTOCOL_MASKS) unless
+    `masks_per_texture` > 0 asks for the older rotation of masks."""
+    from .files import write_json, write_text
+    from .imageio import write_png
+    from .pipeline import Pipeline
+    from .uv_layout import get_layout
+
+    if not dev_dir and procedural <= 0 and not validation and not photometric:
+        raise InputError("nothing to evaluate: give --dev-dir DIR, --validation, --photometric and/or --procedural N",
+                         kind="bad_argument")
+    out_dir = Path(out_dir)
+    pipeline = Pipeline(weights_dir=weights_dir, device=device)
+    pipeline.load("full")
+    pipeline.load("lazova")
+    chart_mask = get_layout(size).chart_mask
+    sets = _eval_sets(size, dev_dir, procedural, masks_per_texture, seed, validation, photometric)
     report = {"weights": pipeline.weights_info(), "size": size, "sets": {}}
     markdown = ["# Evaluation (humantex evaluate)", ""]
     first_figure = None
     for key, title, samples in sets:
         started = time.perf_counter()
         outputs = predict(samples, pipeline, size)
-        table = score(samples, outputs, chart_mask, backbone_path)
+        table = score(samples, outputs, chart_mask, backbone_file)
         report["sets"][key] = {
             "title": title,
             "n": len(samples),

@@ -24,13 +24,14 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .backbones import load_backbone
+from .backbones import BACKBONE_FILES, load_backbone
 from .metrics import LPIPS, ScalingLayer, normalize_channels
 
 
@@ -98,6 +99,12 @@ def guide_grid(visibility: torch.Tensor, chart_mask: torch.Tensor | None = None)
         grids.append(np.stack([(tx * 2 + 1) / size - 1, (ty * 2 + 1) / size - 1], -1).astype(np.float32))
         weights.append((~seen & chart).astype(np.float32) if seen.any() else np.zeros((size, size), np.float32))
     return torch.from_numpy(np.stack(grids)), torch.from_numpy(np.stack(weights))[:, None]
+
+
+
+def backbone_file(lpips_backbones, net: str):
+    """The `lpips_backbones` folder (None: the default one) -> `net`'s backbone file in it (None: the default)."""
+    return None if lpips_backbones is None else Path(lpips_backbones) / BACKBONE_FILES[net]
 
 
 class PerceptualLoss(nn.Module):
@@ -186,10 +193,10 @@ class TextureLoss(nn.Module):
     The SSIM term (LossConfig.ssim) averages the SSIM map over the mask's texels, as the evaluation does.
     """
 
-    def __init__(self, cfg: LossConfig = LossConfig(), lpips_backbone_path=None):
+    def __init__(self, cfg: LossConfig = LossConfig(), lpips_backbones=None):
         super().__init__()
         self.cfg = cfg
-        self.lpips = LPIPS(cfg.lpips_net, lpips_backbone_path)
+        self.lpips = LPIPS(cfg.lpips_net, backbone_file(lpips_backbones, cfg.lpips_net))
 
     def forward(self, output, target, chart_mask=None):
         pred, real = composite(output, chart_mask), composite(target, chart_mask)
@@ -209,10 +216,10 @@ class TextureLoss(nn.Module):
 class SamplerLoss(nn.Module):
     """10·L1 + 1·LPIPS on T_sample (+ the coarse-sampling aid, see LossConfig). Returns (total, terms)."""
 
-    def __init__(self, cfg: LossConfig = LossConfig(), lpips_backbone_path=None):
+    def __init__(self, cfg: LossConfig = LossConfig(), lpips_backbones=None):
         super().__init__()
         self.cfg = cfg
-        self.lpips = LPIPS(cfg.lpips_net, lpips_backbone_path)
+        self.lpips = LPIPS(cfg.lpips_net, backbone_file(lpips_backbones, cfg.lpips_net))
 
     def grid_guidance_loss(self, visibility, sampling_grid, chart_mask=None):
         """Mean L1 (normalised coords) between the grid and guide_grid() over unseen chart texels."""
@@ -254,14 +261,12 @@ class RefinerLoss(nn.Module):
     is T_sample and visibility, for the baseline the partial and visibility.
     """
 
-    def __init__(self, cfg: LossConfig = LossConfig(), lpips_backbone_path=None):
+    def __init__(self, cfg: LossConfig = LossConfig(), lpips_backbones=None):
         super().__init__()
         self.cfg = cfg
         weights = cfg.perceptual_weights
-        if weights is None and cfg.perceptual_backbone in ("alex", "squeeze") and lpips_backbone_path is not None:
-            from .backbones import BACKBONE_FILES
-
-            weights = f"{lpips_backbone_path}/{BACKBONE_FILES[cfg.perceptual_backbone]}"
+        if weights is None and cfg.perceptual_backbone in ("alex", "squeeze"):
+            weights = backbone_file(lpips_backbones, cfg.perceptual_backbone)
         self.perceptual = PerceptualLoss(cfg.perceptual_backbone, weights)
 
     def generator_loss(self, output, target, condition, discriminator, chart_mask=None):

@@ -55,13 +55,13 @@ class LPIPS(nn.Module):
     Gradients flow to the inputs (it is also the sampler's perceptual loss); its own weights are frozen.
     """
 
-    def __init__(self, net: str = "alex", backbone_path: str | os.PathLike | None = None):
+    def __init__(self, net: str = "alex", backbone_file: str | os.PathLike | None = None):
         super().__init__()
         if net not in ("alex", "squeeze"):
             raise WeightsError(f"LPIPS backbone must be alex or squeeze, got {net!r}", kind="bad_config")
         self.net_name = net
         self.scaling = ScalingLayer()
-        self.backbone = load_backbone(net, backbone_path)
+        self.backbone = load_backbone(net, backbone_file)
         self.lins = nn.ModuleList(nn.Conv2d(c, 1, 1, bias=False) for c in self.backbone.channels)
         self._load_lins(LIN_DIR / f"{net}_v0.1.safetensors")
         self.eval()
@@ -110,11 +110,11 @@ class LPIPS(nn.Module):
 _LPIPS_CACHE: dict[tuple, LPIPS] = {}
 
 
-def get_lpips(net: str = "alex", backbone_path=None) -> LPIPS:
+def get_lpips(net: str = "alex", backbone_file=None) -> LPIPS:
     """A cached LPIPS instance (loading the backbone costs ~0.1 s and 10 MB)."""
-    key = (net, str(backbone_path))
+    key = (net, str(backbone_file))
     if key not in _LPIPS_CACHE:
-        _LPIPS_CACHE[key] = LPIPS(net, backbone_path)
+        _LPIPS_CACHE[key] = LPIPS(net, backbone_file)
     return _LPIPS_CACHE[key]
 
 
@@ -167,12 +167,12 @@ def _to_tensor(img: np.ndarray) -> torch.Tensor:
 
 @torch.no_grad()
 def lpips(pred: np.ndarray, target: np.ndarray, mask: np.ndarray | None = None, net: str = "alex",
-          backbone_path=None) -> float:
+          backbone_file=None) -> float:
     """LPIPS v0.1 between two H×W×3 images in [0, 1]; with a mask, the spatial map's mean over mask texels."""
     pred, target, mask = _check_pair(pred, target, mask)
     if pred.ndim != 3 or pred.shape[2] != 3:
         raise InputError(f"LPIPS needs H×W×3 images, got {pred.shape}", kind="bad_shape")
-    model = get_lpips(net, backbone_path)
+    model = get_lpips(net, backbone_file)
     a, b = _to_tensor(pred), _to_tensor(target)
     if mask.all():
         return float(model(a, b)[0])
@@ -180,10 +180,10 @@ def lpips(pred: np.ndarray, target: np.ndarray, mask: np.ndarray | None = None, 
     return float(dmap[mask].mean())
 
 
-def all_metrics(pred: np.ndarray, target: np.ndarray, mask: np.ndarray | None = None, backbone_path=None) -> dict:
+def all_metrics(pred: np.ndarray, target: np.ndarray, mask: np.ndarray | None = None, backbone_file=None) -> dict:
     """{"lpips", "psnr", "ssim"} for one texture pair (the evaluation's three columns)."""
     return {
-        "lpips": lpips(pred, target, mask, backbone_path=backbone_path),
+        "lpips": lpips(pred, target, mask, backbone_file=backbone_file),
         "psnr": psnr(pred, target, mask),
         "ssim": ssim(pred, target, mask),
     }

@@ -258,7 +258,7 @@ class Pipeline:
     def _run_chunk(self, inputs, out_size, method, report, chunk, n_chunks, timings, dtype) -> list[Layers]:
         import torch
 
-        from .models.networks import resize_partial
+        from .models.resample import resize_partial
         from .padding import outside_sources
 
         def fraction(done: float) -> float:

@@ -270,13 +270,7 @@ class Trainer:
             self.sampler = self._frozen_sampler()
             for p in self.sampler.parameters():
                 p.requires_grad_(False)
-        if cfg.kind == "sampler" or not self.loss_config.adversarial:
-            loss_class = SamplerLoss if cfg.kind == "sampler" else TextureLoss
-            self.loss = loss_class(self.loss_config, lpips_backbones).to(self.device)
-            self.disc = None
-        else:
-            self.loss = RefinerLoss(self.loss_config, lpips_backbone_path=lpips_backbones).to(self.device)
-            self.disc = define_D(self.loss_config, condition_channels=4).to(self.device)
+        self.loss, self.disc = self._build_losses(lpips_backbones)
         if self.cuda:
             self.model = self.model.to(memory_format=torch.channels_last)
             if self.disc is not None:
@@ -288,22 +282,34 @@ class Trainer:
         self.step = 0
         self.wall_time_s, self._started = 0.0, None  # training time over all resumptions
 
-        # DDP wraps the generator and the discriminator separately; the discriminator is run once per
-        # D step (fake and real concatenated), and the G step uses the bare module with frozen weights.
-        self.model_ddp, self.disc_ddp = self.model, self.disc
-        if dist.world > 1:
-            from torch.nn.parallel import DistributedDataParallel as DDP
-
-            ids = [self.device.index] if self.cuda else None
-            self.model_ddp = DDP(self.model, device_ids=ids)
-            if self.disc is not None:
-                self.disc_ddp = DDP(self.disc, device_ids=ids)
+        self.model_ddp, self.disc_ddp = self._data_parallel(dist)
 
         from .uv_layout import get_layout
 
         chart = torch.from_numpy(get_layout(cfg.size).chart_mask.astype(np.float32))
         self.chart_mask = chart[None, None].to(self.device)
         self.amp_dtype = (torch.bfloat16 if self.cuda and torch.cuda.is_bf16_supported() else torch.float16)
+
+    def _build_losses(self, lpips_backbones):
+        """(loss, discriminator or None): the sampler's loss, the texture loss, or with adversarial training
+        the refiner's loss and its conditional discriminator."""
+        if self.cfg.kind == "sampler" or not self.loss_config.adversarial:
+            loss_class = SamplerLoss if self.cfg.kind == "sampler" else TextureLoss
+            return loss_class(self.loss_config, lpips_backbones).to(self.device), None
+        return (RefinerLoss(self.loss_config, lpips_backbones=lpips_backbones).to(self.device),
+                define_D(self.loss_config, condition_channels=4).to(self.device))
+
+    def _data_parallel(self, dist: Dist):
+        """(model, discriminator) as the steps run them: DDP wraps the generator and the discriminator
+        separately; the discriminator is run once per D step (fake and real concatenated), and the G step
+        uses the bare module with frozen weights."""
+        if dist.world <= 1:
+            return self.model, self.disc
+        from torch.nn.parallel import DistributedDataParallel as DDP
+
+        ids = [self.device.index] if self.cuda else None
+        return (DDP(self.model, device_ids=ids),
+                DDP(self.disc, device_ids=ids) if self.disc is not None else None)
 
     def _load_init(self, path) -> None:
         """--init: a fine-tuning run starts from exported weights of the same kind and network config."""

@@ -26,7 +26,7 @@ _EXPORTS = {
     "count_parameters": "networks",
     "identity_grid": "networks",
     "sample_texture": "networks",
-    "resize_partial": "networks",
+    "resize_partial": "resample",
     "PatchDiscriminator": "discriminators",
     "MultiscaleDiscriminator": "discriminators",
     "define_D": "discriminators",

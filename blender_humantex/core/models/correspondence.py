@@ -208,7 +208,7 @@ class PriorSampler(nn.Module):
         `reached` marks texels the prior filled (seen texels included); SamplerNet gives the rest the
         structural fallback grid.
         """
-        from .networks import resize_partial
+        from .resample import resize_partial
 
         n, _, h, w = partial_texture.shape
         # Pass 1 reads the photo's own texels at full resolution (the detail).
@@ -230,7 +230,7 @@ class PriorSampler(nn.Module):
         """Pass 1 at the full resolution, gathering only what it changes: the unseen texels of cells with a seen
         source, each slot only where its weight is not 0. Equal to _fill_pass over identity + offset (the
         slot maps upsampled with nearest neighbours). -> new (texture, known) tensors."""
-        from .networks import resize
+        from .resample import resize
 
         n, _, h, w = partial_texture.shape
         r = self.size
@@ -252,7 +252,7 @@ class PriorSampler(nn.Module):
         -> (texture, known, whether anything was filled)."""
         import torch
 
-        from .networks import resize
+        from .resample import resize
 
         n, _, h, w = texture.shape
         r = self.size
@@ -380,7 +380,7 @@ def _fill_block(texture, known, premultiplied, learned, slot_offset, slot_weight
 
 def texel_points(yx, h: int, w: int, learned=None):
     """Texels M×2 (row, column) -> M×2 grid points (x, y): the texel centres (identity_grid's arithmetic) plus
-    the learned offset there (2×h'×w', bilinear as networks.resize upsamples it)."""
+    the learned offset there (2×h'×w', bilinear as resample.resize upsamples it)."""
     ty, tx = yx[:, 0], yx[:, 1]
     point = torch.stack([(tx.float() * 2 + 1) / w - 1, (ty.float() * 2 + 1) / h - 1], dim=-1)  # M×2
     if learned is None:

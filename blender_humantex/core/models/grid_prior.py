@@ -158,7 +158,7 @@ def smooth_fill(texture: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
     known texels as they are, the others the push-pull of their part's known texels; a part with none
     takes its mirror part's fill (through the mirror table), and if that has none too, the push-pull of
     every known texel."""
-    from .networks import resize, resize_partial
+    from .resample import resize, resize_partial
 
     n, _, h, w = texture.shape
     r = min(h, SMOOTH_FILL_SIZE)

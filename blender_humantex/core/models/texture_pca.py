@@ -103,9 +103,9 @@ class PCAEstimator(nn.Module):
 
     def forward(self, partial_texture, visibility, size=None):
         """partial N×3×H×W, visibility N×1×H×W -> the estimate N×3×H×W (bilinear upsampled), or with `size`
-        (h, w) what networks.resize would make of that: the same two resizes as one small linear map each way,
+        (h, w) what resample.resize would make of that: the same two resizes as one small linear map each way,
         never at H×W."""
-        from .networks import resize, resize_partial
+        from .resample import resize, resize_partial
 
         n, _, h, w = partial_texture.shape
         s = self.size
@@ -130,14 +130,14 @@ class PCAEstimator(nn.Module):
 
 @lru_cache(maxsize=8)
 def _resize_matrix(size: int, full: int, out: int) -> torch.Tensor:
-    from .networks import resize
+    from .resample import resize
 
-    up = resize(torch.eye(size).view(1, 1, size, size), (full, size))[0, 0]  # full×size: networks.resize, one axis
+    up = resize(torch.eye(size).view(1, 1, size, size), (full, size))[0, 0]  # full×size: resample.resize, one axis
     down = resize(up.t().contiguous().view(1, 1, size, full), (size, out))[0, 0].t()  # out×size
     return down.contiguous()
 
 
 def resize_matrix(size: int, full: int, out: int, device) -> torch.Tensor:
-    """out×size: networks.resize from `size` to `full` and on to `out`, along one axis (both resizes are separable
+    """out×size: resample.resize from `size` to `full` and on to `out`, along one axis (both resizes are separable
     and linear, bilinear up then area down, so an image's two resizes are this matrix on each side)."""
     return _resize_matrix(size, full, out).to(device)
