@@ -14,6 +14,8 @@ import contextlib
 import threading
 import time
 
+import numpy as np
+
 from ..errors import HumantexError
 from .adapter import generate
 
@@ -49,8 +51,9 @@ def one_line(text: str) -> str:
 
 
 class _Call:
-    def __init__(self, partials, visibilities, size, method):
+    def __init__(self, partials, visibilities, size, method, dtype):
         self.partials, self.visibilities, self.size, self.method = partials, visibilities, size, method
+        self.dtype = dtype  # the layers' dtype (Pipeline.run): calls batch together only with their own kind
         self.result = self.error = None
         self.done = False
 
@@ -89,8 +92,8 @@ class BatchingPipeline:
                 self._active -= 1
                 self._cond.notify_all()
 
-    def run(self, partials, visibilities, size=None, method="full", progress=None):
-        call = _Call(list(partials), list(visibilities), size, method)
+    def run(self, partials, visibilities, size=None, method="full", progress=None, dtype=np.float32):
+        call = _Call(list(partials), list(visibilities), size, method, dtype)
         deadline = time.monotonic() + self.wait_s
         batch = None
         with self._cond:
@@ -98,7 +101,7 @@ class BatchingPipeline:
             self._cond.notify_all()
             while not call.done and batch is None:
                 if call in self._waiting:  # not yet taken into another call's batch
-                    group = [c for c in self._waiting if (c.size, c.method) == (size, method)]
+                    group = [c for c in self._waiting if (c.size, c.method, c.dtype) == (size, method, dtype)]
                     ready = len(group) >= self.slots or len(self._waiting) >= self._active or time.monotonic() >= deadline
                     if group[0] is call and ready:
                         batch = group[: self.slots]
@@ -117,7 +120,8 @@ class BatchingPipeline:
         partials = [p for c in batch for p in c.partials]
         visibilities = [v for c in batch for v in c.visibilities]
         try:
-            results, timings = self._pipeline.run(partials, visibilities, size=batch[0].size, method=batch[0].method)
+            results, timings = self._pipeline.run(partials, visibilities, size=batch[0].size, method=batch[0].method,
+                                                  dtype=batch[0].dtype)
             self.batches.append(len(batch))
             k = 0
             for c in batch:
@@ -127,7 +131,7 @@ class BatchingPipeline:
                 raise
             for c in batch:  # one bad texture must fail only its own job
                 try:
-                    c.result = self._pipeline.run(c.partials, c.visibilities, size=c.size, method=c.method)
+                    c.result = self._pipeline.run(c.partials, c.visibilities, size=c.size, method=c.method, dtype=c.dtype)
                 except Exception as e:  # handed to that job's thread, which raises it
                     c.error = e
         with self._cond:
