@@ -11,6 +11,7 @@ import os
 import bpy
 
 from . import models
+from .cancel import CancelOperator
 from .errors import USER_ERRORS
 from .models import MODEL, ONLINE_OFF, SIZE_MB
 from .preferences import worker_client, worker_settings
@@ -85,16 +86,14 @@ class HUMANTEX_OT_model_install(bpy.types.Operator):
         return start(self, context, "install", lambda client: client.install_model(path, MODEL))
 
 
-class HUMANTEX_OT_model_cancel(bpy.types.Operator):
+class HUMANTEX_OT_model_cancel(CancelOperator, bpy.types.Operator):
     """Stop the download or install: nothing that looks like a model is left"""
 
     bl_idname = "humantex.model_cancel"
-    bl_label = "Cancel"
-    bl_options = {"INTERNAL"}
 
-    @classmethod
-    def poll(cls, context):
-        return models.running_task() is not None and not models.running_task().cancelling
+    @staticmethod
+    def task(context):
+        return models.running_task()
 
     def execute(self, context):
         models.running_task().cancel()

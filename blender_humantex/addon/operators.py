@@ -17,6 +17,7 @@ import bpy
 from ..core.errors import InputError
 from ..worker.protocol import PATH_FIELDS, SOURCES, GenerateRequest
 from . import materials, models, projection
+from .cancel import CancelOperator
 from .errors import USER_ERRORS
 from .preferences import (
     DEFAULT_OUTPUT_DIR,
@@ -389,17 +390,14 @@ class HUMANTEX_OT_photo_to_camera(bpy.types.Operator):
         return {"FINISHED"}
 
 
-class HUMANTEX_OT_cancel(bpy.types.Operator):
+class HUMANTEX_OT_cancel(CancelOperator, bpy.types.Operator):
     """Cancel the running texture generation"""
 
     bl_idname = "humantex.cancel"
-    bl_label = "Cancel"
-    bl_options = {"INTERNAL"}
 
-    @classmethod
-    def poll(cls, context):
-        task = running_task(context.scene)
-        return task is not None and not task.cancelling
+    @staticmethod
+    def task(context):
+        return running_task(context.scene)
 
     def execute(self, context):
         # The worker stops at its next progress report (a second or more on a big texture); say so
